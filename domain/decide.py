@@ -1,0 +1,853 @@
+"""The decision core: given a case state, a request (or the clock), what happens.
+
+Functions here are pure: they take `now` and return a new state plus the ledger
+entries and notices to record, and at most one deadline for the calendar
+activity to compute. The workflow performs; this module decides.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from domain.calendar import local_date
+from domain.deadlines import long_term_after_closure
+from domain.enums import (
+    ACTION_LABELS_ZH,
+    RUNG_LABELS_ZH,
+    STAGE_LABELS_ZH,
+    Action,
+    CaseKind,
+    DayCount,
+    DeadlineKind,
+    Finding,
+    PetitionClosure,
+    ReferralPath,
+    ReferralStatus,
+    Role,
+    Rung,
+    Stage,
+    rung_level,
+)
+from domain.errors import (
+    DuplicateRequestError,
+    IncompleteCaseError,
+    InvalidDeadlineError,
+    InvalidTransitionError,
+    MissingInputError,
+    StaleStageError,
+)
+from domain.lifecycle import Rule, authorize, check_stage, rule_for
+from domain.model import (
+    SYSTEM_ACTOR,
+    ActionRequest,
+    Actor,
+    CaseFiling,
+    CaseState,
+    ComputedDeadline,
+    DeadlineRequest,
+    ExtensionRequest,
+    FiredRung,
+    Objection,
+    PostingState,
+    Referral,
+    Suspension,
+    TimelineEntry,
+    VerificationRecord,
+)
+from domain.policy import Policy, StageLimit
+
+MAX_REMEMBERED_REQUESTS = 200
+
+
+class LedgerEntry(BaseModel):
+    """One row of the ledger (台账): written once, keyed by (case_no, seq)."""
+
+    case_no: str
+    seq: int
+    event: str  # an Action name, or a system event (FILED, DEADLINE_SET, ESCALATED, ...)
+    actor: Actor
+    at: datetime
+    from_stage: Stage | None = None
+    to_stage: Stage | None = None
+    reason: str = ""
+    request_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notice(BaseModel):
+    """A notice to one unit; `key` makes delivery idempotent."""
+
+    key: str
+    case_no: str
+    seq: int
+    recipient_unit: str
+    recipient_role: Role
+    subject: str
+    body: str
+
+
+class Decision(BaseModel):
+    """What a request or a timer produced."""
+
+    state: CaseState
+    entries: list[LedgerEntry] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
+    deadline_request: DeadlineRequest | None = None
+    finished: bool = False
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class _Builder:
+    """Accumulates entries and notices against a working copy of the state."""
+
+    def __init__(self, state: CaseState, now: datetime) -> None:
+        self.state = state.model_copy(deep=True)
+        self.now = now
+        self.entries: list[LedgerEntry] = []
+        self.notices: list[Notice] = []
+        self.deadline_request: DeadlineRequest | None = None
+        self.finished = False
+
+    def record(
+        self,
+        event: str,
+        actor: Actor,
+        *,
+        from_stage: Stage | None = None,
+        to_stage: Stage | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+        notify: tuple[Role, ...] | list[Role] = (),
+        subject: str | None = None,
+        **data: Any,
+    ) -> LedgerEntry:
+        s = self.state
+        s.seq += 1
+        entry = LedgerEntry(
+            case_no=s.case_no,
+            seq=s.seq,
+            event=event,
+            actor=actor,
+            at=self.now,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            reason=reason,
+            request_id=request_id,
+            data=data,
+        )
+        self.entries.append(entry)
+        s.timeline.append(
+            TimelineEntry(
+                seq=s.seq,
+                at=self.now,
+                event=event,
+                actor=actor.user_id,
+                role=actor.role,
+                unit=actor.unit,
+                from_stage=from_stage,
+                to_stage=to_stage,
+                reason=reason,
+            )
+        )
+        if len(s.timeline) > s.policy.max_timeline_entries:
+            del s.timeline[: len(s.timeline) - s.policy.max_timeline_entries]
+        if notify:
+            self.notify(entry, notify, subject or _subject(s, event))
+        return entry
+
+    def notify(self, entry: LedgerEntry, roles: tuple[Role, ...] | list[Role], subject: str) -> None:
+        s = self.state
+        body = _body(s, entry)
+        seen: set[str] = set()
+        for role in roles:
+            for unit in recipients(s.filing, s.policy, role):
+                if unit in seen:
+                    continue
+                seen.add(unit)
+                self.notices.append(
+                    Notice(
+                        key=f"{s.case_no}:{entry.seq}:{unit}",
+                        case_no=s.case_no,
+                        seq=entry.seq,
+                        recipient_unit=unit,
+                        recipient_role=role,
+                        subject=subject,
+                        body=body,
+                    )
+                )
+
+    def decision(self) -> Decision:
+        return Decision(
+            state=self.state,
+            entries=self.entries,
+            notices=self.notices,
+            deadline_request=self.deadline_request,
+            finished=self.finished,
+        )
+
+
+def recipients(filing: CaseFiling, policy: Policy, role: Role) -> list[str]:
+    """The units that receive a notice addressed to a role of this case."""
+    match role:
+        case Role.RESPONSIBLE_UNIT:
+            return list(filing.responsible_units)
+        case Role.LEAD_SUPERVISOR:
+            return list(filing.lead_supervising_units)
+        case Role.ASSIST_SUPERVISOR:
+            return list(filing.assisting_units)
+        case Role.RECTIFICATION_OFFICE:
+            return [policy.office_unit]
+        case Role.DISCIPLINE_COMMISSION:
+            return [policy.discipline_unit]
+        case _:
+            return []
+
+
+def _label(event: str) -> str:
+    try:
+        return ACTION_LABELS_ZH[Action(event)]
+    except ValueError:
+        return _SYSTEM_EVENT_LABELS.get(event, event)
+
+
+_SYSTEM_EVENT_LABELS = {
+    "FILED": "立案",
+    "DEADLINE_SET": "期限设定",
+    "ESCALATED": "逾期督办",
+    "OVERDUE_REMINDER": "逾期提醒",
+    "POSTING_ENDED": "公示期满",
+    "ESCALATION_STOPPED": "督办停止",
+    "ARCHIVED": "归档",
+    "REFERRAL_OPENED": "移交纪委监委",
+}
+
+
+def _subject(s: CaseState, event: str) -> str:
+    return f"【督察整改】案件 {s.case_no}:{_label(event)}"
+
+
+def _body(s: CaseState, entry: LedgerEntry) -> str:
+    lines = [
+        f"案件编号 Case: {s.case_no}",
+        f"问题 Title: {s.filing.title}",
+        f"事项 Event: {_label(entry.event)} ({entry.event})",
+        f"当前阶段 Stage: {STAGE_LABELS_ZH[s.stage]} ({s.stage})",
+    ]
+    if s.deadline is not None:
+        lines.append(f"期限 Due: {s.deadline.due_date} 24:00 (Asia/Shanghai)")
+    if entry.reason:
+        lines.append(f"说明 Reason: {entry.reason}")
+    lines.append(f"操作人 By: {entry.actor.user_id} ({entry.actor.role}, {entry.actor.unit})")
+    return "\n".join(lines)
+
+
+def missing_for_transfer(f: CaseFiling) -> list[str]:
+    """What a case lacks before it can be transferred (domain.md §2.1 four-clear rule)."""
+    missing = []
+    if not f.responsible_units:
+        missing.append("responsible_units (主体责任单位)")
+    if not f.lead_supervising_units:
+        missing.append("lead_supervising_units (牵头督导单位)")
+    if f.kind is CaseKind.PETITION:
+        if not (f.complaint or f.problem):
+            missing.append("complaint (举报内容)")
+    else:
+        if not f.target:
+            missing.append("target (整改目标)")
+        if not f.measures:
+            missing.append("measures (整改措施)")
+        if f.deadline is None:
+            missing.append("deadline (整改时限)")
+    return missing
+
+
+def _today(now: datetime) -> date:
+    return local_date(now)
+
+
+# ---------------------------------------------------------------- filing
+
+
+def new_case(filing: CaseFiling, policy: Policy, now: datetime, actor: Actor) -> Decision:
+    """The state of a freshly filed case and its FILED ledger entry."""
+    policy.ladder(filing.ladder_profile)  # unknown profile: KeyError before anything is recorded
+    state = CaseState(filing=filing, stage_entered_at=now, filed_at=now, policy=policy)
+    b = _Builder(state, now)
+    b.record(
+        "FILED",
+        actor,
+        to_stage=Stage.REGISTERED,
+        policy_version=policy.version,
+        missing_for_transfer=missing_for_transfer(filing),
+    )
+    return b.decision()
+
+
+# ---------------------------------------------------------------- stage entry
+
+
+def _stage_limit(state: CaseState, stage: Stage) -> StageLimit | None:
+    return state.policy.stage_limits.get(stage)
+
+
+def _ladder(state: CaseState) -> list:
+    return list(state.policy.ladder(state.filing.ladder_profile).rungs)
+
+
+def _rectifying_request(state: CaseState, today: date, new_due: date | None, rework: bool) -> DeadlineRequest | None:
+    pol = state.policy
+    base = {"case_no": state.case_no, "stage": Stage.RECTIFYING, "start": today, "ladder": _ladder(state)}
+    if new_due is not None:
+        return DeadlineRequest(**base, fixed_date=new_due)
+    if rework:
+        lim = pol.rework_limit
+        return DeadlineRequest(**base, days=lim.days, count=lim.count)
+    spec = state.filing.deadline
+    if spec is not None and spec.due_date is not None:
+        return DeadlineRequest(**base, fixed_date=spec.due_date)
+    if spec is not None and spec.kind in (DeadlineKind.IMMEDIATE_AND_ONGOING, DeadlineKind.IMMEDIATE_AND_LONG_TERM):
+        lim = pol.immediate_limit
+        return DeadlineRequest(**base, days=lim.days, count=lim.count) if lim else None
+    if spec is not None and spec.kind is DeadlineKind.ONGOING:
+        return None  # judged by dispatch, escalated by hand (domain.md §8)
+    if state.filing.kind is CaseKind.PETITION:
+        lim = pol.petition_rectification_limit
+        return DeadlineRequest(**base, days=lim.days, count=lim.count)
+    return None
+
+
+def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bool = False) -> None:
+    """Move to `stage`: stop the old deadline and its escalation, ask for the new one."""
+    s = b.state
+    if s.escalation.level > 0:
+        b.record(
+            "ESCALATION_STOPPED",
+            SYSTEM_ACTOR,
+            reason=f"stage left at rung {s.escalation.level}",
+            level=s.escalation.level,
+        )
+        s.escalation.level = 0
+    s.stage = stage
+    s.stage_entered_at = b.now
+    s.deadline = None
+    s.pending_deadline = None
+    s.overdue_reminded = False
+    s.extension_request = None
+    today = _today(b.now)
+    req: DeadlineRequest | None = None
+    if stage is Stage.RECTIFYING:
+        req = _rectifying_request(s, today, new_due, rework)
+    elif stage is Stage.PUBLIC_POSTING:
+        s.posting = PostingState(started_at=b.now, ends_at=None)
+        req = DeadlineRequest(
+            case_no=s.case_no,
+            purpose="POSTING",
+            stage=stage,
+            start=today,
+            days=s.policy.posting_days,
+            count=s.policy.posting_count,
+        )
+    elif stage is Stage.CLOSED:
+        s.closed_at = b.now
+        s.archive_at = b.now + timedelta(days=s.policy.lookback_window_days)
+    elif (lim := _stage_limit(s, stage)) is not None:
+        ladder = _ladder(s) if lim.on_overdue == "ESCALATE" else []
+        req = DeadlineRequest(
+            case_no=s.case_no, stage=stage, start=today, days=lim.days, count=lim.count, ladder=ladder
+        )
+    if stage is not Stage.PUBLIC_POSTING:
+        s.posting = None
+    s.pending_deadline = req
+    b.deadline_request = req
+
+
+def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) -> Decision:
+    """Record a deadline computed by the calendar activity."""
+    b = _Builder(state, now)
+    s = b.state
+    s.pending_deadline = None
+    if computed.purpose == "POSTING":
+        if s.posting is not None:
+            s.posting.ends_at = computed.due_at
+        b.record(
+            "DEADLINE_SET",
+            SYSTEM_ACTOR,
+            reason=f"公示期至 {computed.due_date}",
+            purpose="POSTING",
+            stage=computed.stage,
+            due_date=computed.due_date.isoformat(),
+            due_at=computed.due_at.isoformat(),
+            explanation=computed.explanation.model_dump(mode="json"),
+        )
+        return b.decision()
+    s.deadline = computed
+    b.record(
+        "DEADLINE_SET",
+        SYSTEM_ACTOR,
+        reason=f"{STAGE_LABELS_ZH[computed.stage]} 期限 {computed.due_date}",
+        purpose="STAGE",
+        stage=computed.stage,
+        due_date=computed.due_date.isoformat(),
+        due_at=computed.due_at.isoformat(),
+        explanation=computed.explanation.model_dump(mode="json"),
+        escalation_schedule=[r.model_dump(mode="json") for r in computed.escalation_schedule],
+    )
+    return b.decision()
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _need(req: ActionRequest, rule: Rule) -> None:
+    missing = []
+    for name in rule.needs:
+        value = getattr(req, name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            missing.append(name)
+    if missing:
+        raise MissingInputError(f"{rule.action} needs: {', '.join(missing)}")
+
+
+def _require(state: CaseState, rule: Rule, req: ActionRequest) -> None:
+    for cond in rule.requires:
+        match cond:
+            case "complete":
+                if missing := missing_for_transfer(state.filing):
+                    raise IncompleteCaseError(
+                        f"case {state.case_no} cannot be transferred; missing: {', '.join(missing)}"
+                    )
+            case "deadline":
+                if state.deadline is None:
+                    raise InvalidTransitionError(f"stage {state.stage} has no deadline to extend")
+            case "no_pending_extension":
+                if state.extension_request is not None:
+                    raise InvalidTransitionError("an extension request is already pending")
+            case "pending_extension":
+                if state.extension_request is None:
+                    raise InvalidTransitionError("no extension request is pending")
+            case "not_suspended":
+                if state.suspension is not None:
+                    raise InvalidTransitionError("the case is suspended")
+            case "suspended":
+                if state.suspension is None:
+                    raise InvalidTransitionError("the case is not suspended")
+            case "open_objection":
+                if _find_objection(state, req.objection_id) is None:
+                    raise InvalidTransitionError(
+                        f"no open objection {req.objection_id or ''}".rstrip()
+                    )
+            case _:
+                raise AssertionError(f"unknown precondition {cond}")
+
+
+def _find_objection(state: CaseState, objection_id: str | None) -> Objection | None:
+    if state.posting is None:
+        return None
+    for o in state.posting.objections:
+        if o.ruling is None and (objection_id is None or o.objection_id == objection_id):
+            return o
+    return None
+
+
+def validate(state: CaseState, req: ActionRequest, now: datetime) -> Rule:
+    """Every check an action must pass before anything is recorded.
+
+    Raises:
+        CaseError: a leaf error naming what is wrong.
+    """
+    rule = rule_for(req.action)
+    if req.request_id in state.recent_request_ids:
+        raise DuplicateRequestError(f"request {req.request_id} was already processed")
+    authorize(state, req.actor, rule)
+    if req.expected_stage is not None and req.expected_stage != state.stage:
+        raise StaleStageError(
+            f"case {state.case_no} is in stage {state.stage}, not {req.expected_stage}"
+        )
+    check_stage(state, rule)
+    _need(req, rule)
+    _require(state, rule, req)
+    _check_payload(state, req, now)
+    return rule
+
+
+def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
+    today = _today(now)
+    match req.action:
+        case Action.AMEND:
+            _amended(state.filing, req)  # raises on an invalid amendment
+        case Action.COMPLETE_MEASURE:
+            seqs = {m.seq for m in state.filing.measures}
+            if req.measure_seq not in seqs:
+                raise MissingInputError(f"case {state.case_no} has no measure {req.measure_seq}")
+            if req.measure_seq in state.measures_done:
+                raise InvalidTransitionError(f"measure {req.measure_seq} is already done")
+        case Action.VERIFY_PASS:
+            assert req.criteria is not None
+            if not req.criteria.all_met():
+                raise MissingInputError(
+                    "verification passes only when 生态修复、污染消除、群众满意 are all met; "
+                    "use VERIFY_FAIL otherwise"
+                )
+            if bare := req.criteria.unmet_without_evidence():
+                raise MissingInputError(f"criteria without evidence references: {', '.join(bare)}")
+        case Action.REQUEST_EXTENSION:
+            assert state.deadline is not None and req.new_due_date is not None
+            _check_extension(state, req.new_due_date, today)
+        case Action.APPROVE_EXTENSION:
+            assert state.extension_request is not None
+            _check_extension(state, req.new_due_date or state.extension_request.requested_due_date, today)
+        case Action.APPLY_RUNG:
+            assert req.rung is not None
+            if rung_level(req.rung) <= state.escalation.level:
+                raise InvalidTransitionError(
+                    f"case is already at rung level {state.escalation.level}; "
+                    f"{req.rung} would not raise it"
+                )
+        case Action.ACCEPT_REFERRAL | Action.CONCLUDE_REFERRAL:
+            ref = next((r for r in state.referrals if r.referral_id == req.referral_id), None)
+            if ref is None:
+                raise MissingInputError(f"case {state.case_no} has no referral {req.referral_id}")
+            wanted = ReferralStatus.OPEN if req.action is Action.ACCEPT_REFERRAL else ReferralStatus.ACCEPTED
+            if ref.status is not wanted:
+                raise InvalidTransitionError(f"referral {ref.referral_id} is {ref.status}, not {wanted}")
+        case _:
+            pass
+    if req.new_due_date is not None and req.action in (
+        Action.PRELIM_REJECT, Action.VERIFY_FAIL, Action.UPHOLD_OBJECTION, Action.REOPEN
+    ) and req.new_due_date <= today:
+        raise InvalidDeadlineError(f"new due date {req.new_due_date} is not after today ({today})")
+
+
+def _check_extension(state: CaseState, new_due: date, today: date) -> None:
+    assert state.deadline is not None
+    current = state.deadline.due_date
+    if new_due <= current:
+        raise InvalidDeadlineError(f"extension to {new_due} is not later than the due date {current}")
+    if new_due < today:
+        raise InvalidDeadlineError(f"extension to {new_due} is already in the past (today {today})")
+    limit = current + timedelta(days=state.policy.max_extension_days)
+    if new_due > limit:
+        raise InvalidDeadlineError(
+            f"extension to {new_due} exceeds the policy limit of "
+            f"{state.policy.max_extension_days} days ({limit})"
+        )
+
+
+def _amended(f: CaseFiling, req: ActionRequest) -> CaseFiling:
+    assert req.amendment is not None
+    changes = req.amendment.model_dump(exclude_none=True)
+    if not changes:
+        raise MissingInputError("the amendment changes nothing")
+    data = f.model_dump()
+    data.update({k: getattr(req.amendment, k) for k in changes})
+    return CaseFiling.model_validate(data)
+
+
+def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
+    """Apply a handler action: validate it, then compute its effects.
+
+    Raises:
+        CaseError: the action is refused; nothing is changed.
+    """
+    rule = validate(state, req, now)
+    b = _Builder(state, now)
+    s = b.state
+    s.recent_request_ids.append(req.request_id)
+    del s.recent_request_ids[:-MAX_REMEMBERED_REQUESTS]
+    before = s.stage
+    a = req.action
+    actor = req.actor
+    common = {"reason": req.reason, "request_id": req.request_id, "notify": rule.notify}
+
+    def transition(to: Stage, **data: Any) -> None:
+        b.record(a.value, actor, from_stage=before, to_stage=to, **common, **data)
+
+    match a:
+        case Action.AMEND:
+            s.filing = _amended(s.filing, req)
+            b.record(
+                a.value,
+                actor,
+                fields=sorted(req.amendment.model_dump(exclude_none=True)) if req.amendment else [],
+                missing_for_transfer=missing_for_transfer(s.filing),
+                **common,
+            )
+        case Action.TRANSFER:
+            _enter(b, Stage.TRANSFERRED)
+            transition(Stage.TRANSFERRED)
+        case Action.ACKNOWLEDGE:
+            to = Stage.INVESTIGATING if s.filing.kind is CaseKind.PETITION else Stage.RECTIFYING
+            _enter(b, to)
+            transition(to)
+        case Action.RECORD_FINDING:
+            s.finding = req.finding
+            to = Stage.REPLY if req.finding is Finding.UNSUBSTANTIATED else Stage.RECTIFYING
+            _enter(b, to)
+            transition(to, finding=req.finding)
+        case Action.REPORT_PROGRESS | Action.HELP_VISIT:
+            b.record(a.value, actor, evidence=req.evidence, **common)
+        case Action.COMPLETE_MEASURE:
+            s.measures_done.append(req.measure_seq)  # type: ignore[arg-type]
+            b.record(a.value, actor, measure_seq=req.measure_seq, evidence=req.evidence, **common)
+        case Action.SUBMIT_COMPLETION:
+            simple = s.filing.kind is CaseKind.PETITION and s.policy.petition_closure is PetitionClosure.SIMPLE
+            to = Stage.REPLY if simple else Stage.PRELIM_REVIEW
+            _enter(b, to)
+            transition(to, evidence=req.evidence)
+        case Action.PRELIM_PASS | Action.APPLY_CLOSURE | Action.REPLY:
+            _enter(b, rule.to_stage)  # type: ignore[arg-type]
+            if a is Action.REPLY:
+                s.reply = req.reason
+            transition(rule.to_stage, evidence=req.evidence)  # type: ignore[arg-type]
+        case Action.PRELIM_REJECT | Action.VERIFY_FAIL:
+            if a is Action.VERIFY_FAIL:
+                s.verifications.append(_verification(b, req, passed=False))
+            s.cycle += 1
+            _enter(b, Stage.RECTIFYING, new_due=req.new_due_date, rework=True)
+            transition(Stage.RECTIFYING, cycle=s.cycle)
+        case Action.VERIFY_PASS:
+            s.verifications.append(_verification(b, req, passed=True))
+            _enter(b, Stage.FILING)
+            transition(Stage.FILING, criteria=req.criteria.model_dump(mode="json") if req.criteria else None)
+        case Action.RECORD_FILING | Action.DISCLOSE:
+            to = Stage.LONG_TERM_MAINTENANCE if long_term_after_closure(s.filing.deadline) else Stage.CLOSED
+            if s.filing.kind is CaseKind.PETITION:
+                to = Stage.CLOSED
+            _enter(b, to)
+            if to is Stage.LONG_TERM_MAINTENANCE:
+                s.closed_at = now
+            transition(to)
+        case Action.OBJECT:
+            _object(b, req)
+        case Action.UPHOLD_OBJECTION:
+            obj = _find_objection(s, req.objection_id)
+            assert obj is not None
+            obj.ruling, obj.ruled_at = "UPHELD", now
+            s.cycle += 1
+            _enter(b, Stage.RECTIFYING, new_due=req.new_due_date, rework=True)
+            transition(Stage.RECTIFYING, objection_id=obj.objection_id, cycle=s.cycle)
+        case Action.DISMISS_OBJECTION:
+            obj = _find_objection(s, req.objection_id)
+            assert obj is not None and s.posting is not None
+            obj.ruling, obj.ruled_at = "DISMISSED", now
+            if s.posting.open_objection() is None and s.posting.remaining_seconds is not None:
+                s.posting.ends_at = now + timedelta(seconds=s.posting.remaining_seconds)
+                s.posting.remaining_seconds = None
+            b.record(
+                a.value,
+                actor,
+                objection_id=obj.objection_id,
+                posting_ends_at=s.posting.ends_at.isoformat() if s.posting.ends_at else None,
+                **common,
+            )
+        case Action.REQUEST_EXTENSION:
+            assert req.new_due_date is not None
+            s.extension_request = ExtensionRequest(
+                requested_due_date=req.new_due_date, reason=req.reason, by=actor.user_id, at=now
+            )
+            b.record(a.value, actor, requested_due_date=req.new_due_date.isoformat(), **common)
+        case Action.APPROVE_EXTENSION:
+            assert s.extension_request is not None and s.deadline is not None
+            new_due = req.new_due_date or s.extension_request.requested_due_date
+            s.extension_request = None
+            b.record(
+                a.value, actor, old_due_date=s.deadline.due_date.isoformat(),
+                new_due_date=new_due.isoformat(), **common,
+            )
+            req_dl = DeadlineRequest(
+                case_no=s.case_no, stage=s.stage, start=_today(now), fixed_date=new_due,
+                ladder=_ladder(s) if s.deadline.escalation_schedule else [],
+            )
+            s.pending_deadline = req_dl
+            b.deadline_request = req_dl
+        case Action.REJECT_EXTENSION:
+            s.extension_request = None
+            b.record(a.value, actor, **common)
+        case Action.SUSPEND:
+            s.suspension = Suspension(start=now, reason=req.reason)
+            b.record(a.value, actor, **common)
+        case Action.RESUME:
+            _resume(b, req)
+        case Action.APPLY_RUNG:
+            assert req.rung is not None
+            _fire_rung(b, req.rung, automatic=False, actor=actor, reason=req.reason, request_id=req.request_id)
+        case Action.REFER_ACCOUNTABILITY:
+            assert req.referral_path is not None
+            _open_referral(b, req.referral_path, req.reason, actor, request_id=req.request_id)
+        case Action.ACCEPT_REFERRAL | Action.CONCLUDE_REFERRAL:
+            ref = next(r for r in s.referrals if r.referral_id == req.referral_id)
+            if a is Action.ACCEPT_REFERRAL:
+                ref.status = ReferralStatus.ACCEPTED
+            else:
+                ref.status, ref.outcome, ref.concluded_at = ReferralStatus.CONCLUDED, req.reason, now
+            b.record(a.value, actor, referral_id=ref.referral_id, status=ref.status, **common)
+        case Action.REOPEN:
+            s.reopen_count += 1
+            s.cycle += 1
+            s.closed_at = None
+            s.archive_at = None
+            _enter(b, Stage.RECTIFYING, new_due=req.new_due_date, rework=True)
+            transition(Stage.RECTIFYING, lookback_finding=req.lookback_finding, cycle=s.cycle)
+        case _:  # pragma: no cover - every action has a branch
+            raise AssertionError(f"no branch for {a}")
+    return b.decision()
+
+
+def _verification(b: _Builder, req: ActionRequest, passed: bool) -> VerificationRecord:
+    return VerificationRecord(
+        at=b.now, by=req.actor.user_id, unit=req.actor.unit, passed=passed,
+        criteria=req.criteria, reason=req.reason, cycle=b.state.cycle,
+    )
+
+
+def _object(b: _Builder, req: ActionRequest) -> None:
+    s = b.state
+    assert s.posting is not None
+    oid = f"O{len(s.posting.objections) + 1}"
+    s.posting.objections.append(Objection(objection_id=oid, at=b.now, by=req.actor.user_id, text=req.reason))
+    if s.posting.ends_at is not None:
+        # The clock stops while an objection awaits the office's ruling.
+        s.posting.remaining_seconds = max((s.posting.ends_at - b.now).total_seconds(), 0.0)
+        s.posting.ends_at = None
+    b.record(
+        req.action.value, req.actor, reason=req.reason, request_id=req.request_id,
+        notify=rule_for(req.action).notify, objection_id=oid,
+    )
+
+
+def _resume(b: _Builder, req: ActionRequest) -> None:
+    s = b.state
+    assert s.suspension is not None
+    susp = s.suspension
+    susp.end = b.now
+    s.suspension = None
+    start_d, end_d = _today(susp.start), _today(b.now)
+    b.record(
+        req.action.value, req.actor, reason=req.reason, request_id=req.request_id,
+        notify=rule_for(req.action).notify, suspended_from=susp.start.isoformat(),
+    )
+    if s.deadline is not None:
+        count = s.deadline.count or DayCount.CALENDAR
+        dl = DeadlineRequest(
+            case_no=s.case_no, stage=s.stage, start=end_d, base_due_date=s.deadline.due_date,
+            exclude_from=start_d, exclude_until=end_d, count=count,
+            ladder=_ladder(s) if s.deadline.escalation_schedule else [],
+        )
+        s.pending_deadline = dl
+        b.deadline_request = dl
+    s.suspensions.append(susp)
+
+
+def _fire_rung(
+    b: _Builder, rung: Rung, *, automatic: bool, actor: Actor, reason: str, request_id: str | None = None
+) -> None:
+    s = b.state
+    level = rung_level(rung)
+    s.escalation.level = level
+    s.escalation.max_level = max(s.escalation.max_level, level)
+    s.escalation.fired.append(
+        FiredRung(rung=rung, at=b.now, stage=s.stage, automatic=automatic, reason=reason, by=actor.user_id)
+    )
+    spec = next((r for r in _ladder(s) if r.rung is rung), None)
+    roles = list(spec.notify_roles) if spec else [Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR, Role.RECTIFICATION_OFFICE]
+    if rung is Rung.ACCOUNTABILITY_TRANSFER and Role.DISCIPLINE_COMMISSION not in roles:
+        roles.append(Role.DISCIPLINE_COMMISSION)
+    event = "ESCALATED" if automatic else Action.APPLY_RUNG.value
+    due = s.deadline.due_date.isoformat() if s.deadline else None
+    b.record(
+        event, actor, reason=reason, request_id=request_id, notify=roles,
+        subject=f"【{RUNG_LABELS_ZH[rung]}】案件 {s.case_no} {STAGE_LABELS_ZH[s.stage]}",
+        rung=rung, level=level, automatic=automatic, due_date=due,
+    )
+    if rung is Rung.ACCOUNTABILITY_TRANSFER:
+        _open_referral(b, ReferralPath.ESCALATION, reason or "escalation ladder reached 移交问责", actor)
+
+
+def _open_referral(
+    b: _Builder, path: ReferralPath, reason: str, actor: Actor, request_id: str | None = None
+) -> None:
+    s = b.state
+    rid = f"{s.case_no}-R{len(s.referrals) + 1}"
+    s.referrals.append(Referral(referral_id=rid, path=path, opened_at=b.now, reason=reason))
+    b.record(
+        "REFERRAL_OPENED" if request_id is None else Action.REFER_ACCOUNTABILITY.value,
+        actor, reason=reason, request_id=request_id,
+        notify=(Role.DISCIPLINE_COMMISSION, Role.RECTIFICATION_OFFICE),
+        referral_id=rid, path=path,
+    )
+
+
+# ---------------------------------------------------------------- the clock
+
+
+def _next_rung(state: CaseState):
+    if state.deadline is None:
+        return None
+    for r in state.deadline.escalation_schedule:
+        if rung_level(r.rung) > state.escalation.level:
+            return r
+    return None
+
+
+def next_wakeup(state: CaseState) -> datetime | None:
+    """When the clock next needs the case (None: only a handler action can move it)."""
+    s = state
+    if s.stage is Stage.ARCHIVED or s.pending_deadline is not None:
+        return None
+    if s.stage is Stage.CLOSED:
+        return s.archive_at
+    if s.suspension is not None:
+        return None
+    candidates: list[datetime] = []
+    if s.posting is not None and s.posting.ends_at is not None:
+        candidates.append(s.posting.ends_at)
+    if s.deadline is not None:
+        if s.deadline.escalation_schedule:
+            if (r := _next_rung(s)) is not None:
+                candidates.append(r.fire_at)
+        elif not s.overdue_reminded:
+            candidates.append(s.deadline.due_at)
+    return min(candidates) if candidates else None
+
+
+def on_wakeup(state: CaseState, now: datetime) -> Decision | None:
+    """Everything the clock makes happen at `now`; None if nothing is due."""
+    s = state
+    due = next_wakeup(s)
+    if due is None or due > now:
+        return None
+    b = _Builder(s, now)
+    s = b.state
+    if s.stage is Stage.CLOSED and s.archive_at is not None and s.archive_at <= now:
+        s.stage = Stage.ARCHIVED
+        b.record("ARCHIVED", SYSTEM_ACTOR, from_stage=Stage.CLOSED, to_stage=Stage.ARCHIVED,
+                 reason="look-back window over (回头看期满)")
+        b.finished = True
+        return b.decision()
+    if s.posting is not None and s.posting.ends_at is not None and s.posting.ends_at <= now:
+        before = s.stage
+        _enter(b, Stage.CLOSURE_APPLICATION)
+        b.record("POSTING_ENDED", SYSTEM_ACTOR, from_stage=before, to_stage=Stage.CLOSURE_APPLICATION,
+                 reason="公示期满无异议", notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR))
+        return b.decision()
+    if s.deadline is not None and not s.deadline.escalation_schedule:
+        if not s.overdue_reminded and s.deadline.due_at <= now:
+            s.overdue_reminded = True
+            b.record("OVERDUE_REMINDER", SYSTEM_ACTOR, reason=f"{STAGE_LABELS_ZH[s.stage]} 已逾期",
+                     notify=_overdue_roles(s.stage), due_date=s.deadline.due_date.isoformat())
+        return b.decision()
+    while (r := _next_rung(s)) is not None and r.fire_at <= now:
+        _fire_rung(b, r.rung, automatic=True, actor=SYSTEM_ACTOR,
+                   reason=f"逾期:期限 {s.deadline.due_date if s.deadline else ''},{RUNG_LABELS_ZH[r.rung]}")
+    return b.decision()
+
+
+def _overdue_roles(stage: Stage) -> tuple[Role, ...]:
+    if stage in (Stage.PRELIM_REVIEW, Stage.VERIFICATION):
+        return (Role.LEAD_SUPERVISOR, Role.RECTIFICATION_OFFICE)
+    return (Role.RECTIFICATION_OFFICE,)

@@ -1,0 +1,383 @@
+"""The lifecycle as data: which action, in which stage, by which role, to where.
+
+`RULES` is the single table the workflow, the admin tool and the tests read.
+Targets that depend on the case (its kind, a finding, the petition policy, a
+long-term deadline) are resolved in `domain.decide`, named in `to_note`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.enums import Action, CaseKind, Role, Stage
+from domain.errors import InvalidTransitionError, NotAuthorizedError
+from domain.model import Actor, CaseState
+
+ALL_KINDS = frozenset(CaseKind)
+# Stages in which the case is "live" after transfer: escalation and accountability apply.
+ACTIVE_STAGES = frozenset(
+    {
+        Stage.TRANSFERRED,
+        Stage.INVESTIGATING,
+        Stage.RECTIFYING,
+        Stage.PRELIM_REVIEW,
+        Stage.PUBLIC_POSTING,
+        Stage.CLOSURE_APPLICATION,
+        Stage.VERIFICATION,
+        Stage.FILING,
+        Stage.REPLY,
+        Stage.DISCLOSURE,
+    }
+)
+# Stages whose deadline belongs to the responsible unit (extension may be asked).
+UNIT_DEADLINE_STAGES = frozenset(
+    {Stage.INVESTIGATING, Stage.RECTIFYING, Stage.REPLY, Stage.CLOSURE_APPLICATION}
+)
+AFTER_CLOSURE = frozenset({Stage.CLOSED, Stage.LONG_TERM_MAINTENANCE})
+NOT_ARCHIVED = frozenset(set(Stage) - {Stage.ARCHIVED})
+
+_RU = frozenset({Role.RESPONSIBLE_UNIT})
+_LEAD = frozenset({Role.LEAD_SUPERVISOR})
+_OFFICE = frozenset({Role.RECTIFICATION_OFFICE})
+_DISC = frozenset({Role.DISCIPLINE_COMMISSION})
+
+_N_UNIT = (Role.RESPONSIBLE_UNIT,)
+_N_SUP = (Role.LEAD_SUPERVISOR,)
+_N_OFFICE = (Role.RECTIFICATION_OFFICE,)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the lifecycle table."""
+
+    action: Action
+    from_stages: frozenset[Stage]
+    roles: frozenset[Role]
+    to_stage: Stage | None  # None: the stage does not change
+    kinds: frozenset[CaseKind] = ALL_KINDS
+    needs: tuple[str, ...] = ()  # request fields that must be present
+    first_lead_only: bool = False  # only the first-listed lead supervising unit
+    notify: tuple[Role, ...] = ()
+    to_note: str = ""
+    requires: tuple[str, ...] = field(default=())  # named preconditions checked in decide
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(Action.AMEND, frozenset({Stage.REGISTERED}), _OFFICE, None, needs=("amendment",)),
+    Rule(
+        Action.TRANSFER,
+        frozenset({Stage.REGISTERED}),
+        _OFFICE,
+        Stage.TRANSFERRED,
+        notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR, Role.ASSIST_SUPERVISOR),
+        requires=("complete",),
+    ),
+    Rule(
+        Action.ACKNOWLEDGE,
+        frozenset({Stage.TRANSFERRED}),
+        _RU,
+        Stage.RECTIFYING,
+        notify=_N_SUP,
+        to_note="petitions go to INVESTIGATING",
+    ),
+    Rule(
+        Action.RECORD_FINDING,
+        frozenset({Stage.INVESTIGATING}),
+        _RU,
+        Stage.RECTIFYING,
+        kinds=frozenset({CaseKind.PETITION}),
+        needs=("finding", "reason"),
+        notify=(Role.LEAD_SUPERVISOR, Role.RECTIFICATION_OFFICE),
+        to_note="UNSUBSTANTIATED goes to REPLY",
+    ),
+    Rule(
+        Action.REPORT_PROGRESS,
+        frozenset({Stage.RECTIFYING, Stage.LONG_TERM_MAINTENANCE}),
+        _RU,
+        None,
+        needs=("reason",),
+    ),
+    Rule(
+        Action.COMPLETE_MEASURE,
+        frozenset({Stage.RECTIFYING}),
+        _RU,
+        None,
+        needs=("measure_seq",),
+    ),
+    Rule(
+        Action.SUBMIT_COMPLETION,
+        frozenset({Stage.RECTIFYING}),
+        _RU,
+        Stage.PRELIM_REVIEW,
+        notify=_N_SUP,
+        to_note="petitions under the SIMPLE policy go to REPLY",
+    ),
+    Rule(
+        Action.PRELIM_PASS,
+        frozenset({Stage.PRELIM_REVIEW}),
+        _LEAD,
+        Stage.PUBLIC_POSTING,
+        notify=(Role.RESPONSIBLE_UNIT, Role.RECTIFICATION_OFFICE),
+    ),
+    Rule(
+        Action.PRELIM_REJECT,
+        frozenset({Stage.PRELIM_REVIEW}),
+        _LEAD,
+        Stage.RECTIFYING,
+        needs=("reason",),
+        notify=_N_UNIT,
+    ),
+    Rule(
+        Action.OBJECT,
+        frozenset({Stage.PUBLIC_POSTING}),
+        frozenset({Role.PUBLIC}),
+        None,
+        needs=("reason",),
+        notify=(Role.RECTIFICATION_OFFICE, Role.RESPONSIBLE_UNIT),
+    ),
+    Rule(
+        Action.UPHOLD_OBJECTION,
+        frozenset({Stage.PUBLIC_POSTING}),
+        _OFFICE,
+        Stage.RECTIFYING,
+        needs=("reason",),
+        notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR),
+        requires=("open_objection",),
+    ),
+    Rule(
+        Action.DISMISS_OBJECTION,
+        frozenset({Stage.PUBLIC_POSTING}),
+        _OFFICE,
+        None,
+        needs=("reason",),
+        notify=_N_UNIT,
+        requires=("open_objection",),
+    ),
+    Rule(
+        Action.APPLY_CLOSURE,
+        frozenset({Stage.CLOSURE_APPLICATION}),
+        _RU,
+        Stage.VERIFICATION,
+        notify=_N_SUP,
+    ),
+    Rule(
+        Action.VERIFY_PASS,
+        frozenset({Stage.VERIFICATION}),
+        _LEAD,
+        Stage.FILING,
+        needs=("criteria",),
+        first_lead_only=True,
+        notify=(Role.RESPONSIBLE_UNIT, Role.RECTIFICATION_OFFICE),
+    ),
+    Rule(
+        Action.VERIFY_FAIL,
+        frozenset({Stage.VERIFICATION}),
+        _LEAD,
+        Stage.RECTIFYING,
+        needs=("reason",),
+        first_lead_only=True,
+        notify=(Role.RESPONSIBLE_UNIT, Role.RECTIFICATION_OFFICE),
+    ),
+    Rule(
+        Action.RECORD_FILING,
+        frozenset({Stage.FILING}),
+        _OFFICE,
+        Stage.CLOSED,
+        notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR),
+        to_note="long-term deadlines go to LONG_TERM_MAINTENANCE",
+    ),
+    Rule(
+        Action.REPLY,
+        frozenset({Stage.REPLY}),
+        _RU,
+        Stage.DISCLOSURE,
+        kinds=frozenset({CaseKind.PETITION}),
+        needs=("reason",),
+        notify=_N_OFFICE,
+    ),
+    Rule(
+        Action.DISCLOSE,
+        frozenset({Stage.DISCLOSURE}),
+        _OFFICE,
+        Stage.CLOSED,
+        kinds=frozenset({CaseKind.PETITION}),
+        notify=_N_UNIT,
+    ),
+    Rule(
+        Action.REQUEST_EXTENSION,
+        UNIT_DEADLINE_STAGES,
+        _RU,
+        None,
+        needs=("new_due_date", "reason"),
+        notify=_N_SUP,
+        requires=("deadline", "no_pending_extension", "not_suspended"),
+    ),
+    Rule(
+        Action.APPROVE_EXTENSION,
+        UNIT_DEADLINE_STAGES,
+        _LEAD,
+        None,
+        notify=(Role.RESPONSIBLE_UNIT, Role.RECTIFICATION_OFFICE),
+        requires=("pending_extension", "not_suspended"),
+    ),
+    Rule(
+        Action.REJECT_EXTENSION,
+        UNIT_DEADLINE_STAGES,
+        _LEAD,
+        None,
+        needs=("reason",),
+        notify=_N_UNIT,
+        requires=("pending_extension",),
+    ),
+    Rule(
+        Action.SUSPEND,
+        ACTIVE_STAGES - {Stage.PUBLIC_POSTING},
+        _OFFICE,
+        None,
+        needs=("reason",),
+        notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR),
+        requires=("not_suspended",),
+    ),
+    Rule(
+        Action.RESUME,
+        ACTIVE_STAGES - {Stage.PUBLIC_POSTING},
+        _OFFICE,
+        None,
+        notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR),
+        requires=("suspended",),
+    ),
+    Rule(
+        Action.APPLY_RUNG,
+        ACTIVE_STAGES,
+        _OFFICE,
+        None,
+        needs=("rung", "reason"),
+    ),
+    Rule(
+        Action.REFER_ACCOUNTABILITY,
+        NOT_ARCHIVED - {Stage.REGISTERED},
+        _OFFICE,
+        None,
+        needs=("referral_path", "reason"),
+        notify=(Role.DISCIPLINE_COMMISSION, Role.RESPONSIBLE_UNIT),
+    ),
+    Rule(
+        Action.ACCEPT_REFERRAL,
+        NOT_ARCHIVED,
+        _DISC,
+        None,
+        needs=("referral_id",),
+        notify=_N_OFFICE,
+    ),
+    Rule(
+        Action.CONCLUDE_REFERRAL,
+        NOT_ARCHIVED,
+        _DISC,
+        None,
+        needs=("referral_id", "reason"),
+        notify=_N_OFFICE,
+    ),
+    Rule(
+        Action.REOPEN,
+        AFTER_CLOSURE,
+        _OFFICE,
+        Stage.RECTIFYING,
+        needs=("lookback_finding", "reason"),
+        notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR),
+    ),
+    Rule(
+        Action.HELP_VISIT,
+        frozenset({Stage.INVESTIGATING, Stage.RECTIFYING, Stage.LONG_TERM_MAINTENANCE}),
+        frozenset({Role.LEAD_SUPERVISOR, Role.ASSIST_SUPERVISOR}),
+        None,
+        needs=("reason",),
+        notify=_N_UNIT,
+    ),
+)
+
+RULES_BY_ACTION: dict[Action, Rule] = {r.action: r for r in RULES}
+assert len(RULES_BY_ACTION) == len(RULES), "one rule per action"
+
+
+def rule_for(action: Action) -> Rule:
+    return RULES_BY_ACTION[action]
+
+
+def authorize(state: CaseState, actor: Actor, rule: Rule) -> None:
+    """Decide whether `actor` may take `rule.action` on this case.
+
+    A responsible unit acts only on its own cases; only the first-listed lead
+    supervising unit organises verification; the discipline commission acts
+    only on referrals; auditors only read; the engine's own SYSTEM actor
+    never acts through a handler.
+
+    Raises:
+        NotAuthorizedError: with a reason naming the role, unit and action.
+    """
+    f = state.filing
+    pol = state.policy
+    if actor.role not in rule.roles:
+        allowed = ", ".join(sorted(r.value for r in rule.roles))
+        raise NotAuthorizedError(
+            f"role {actor.role} may not {rule.action} (allowed: {allowed})"
+        )
+    match actor.role:
+        case Role.RESPONSIBLE_UNIT:
+            if actor.unit not in f.responsible_units:
+                raise NotAuthorizedError(
+                    f"unit {actor.unit!r} is not a responsible unit of case {f.case_no}"
+                )
+        case Role.LEAD_SUPERVISOR:
+            if actor.unit not in f.lead_supervising_units:
+                raise NotAuthorizedError(
+                    f"unit {actor.unit!r} is not a lead supervising unit of case {f.case_no}"
+                )
+            if rule.first_lead_only and actor.unit != f.lead_supervising_units[0]:
+                raise NotAuthorizedError(
+                    f"only the first-listed lead supervising unit "
+                    f"({f.lead_supervising_units[0]!r}) organises verification"
+                )
+        case Role.ASSIST_SUPERVISOR:
+            if actor.unit not in f.assisting_units:
+                raise NotAuthorizedError(
+                    f"unit {actor.unit!r} is not an assisting unit of case {f.case_no}"
+                )
+        case Role.RECTIFICATION_OFFICE:
+            if pol.office_unit and actor.unit != pol.office_unit:
+                raise NotAuthorizedError(
+                    f"unit {actor.unit!r} is not the rectification office ({pol.office_unit!r})"
+                )
+        case Role.DISCIPLINE_COMMISSION:
+            if pol.discipline_unit and actor.unit != pol.discipline_unit:
+                raise NotAuthorizedError(
+                    f"unit {actor.unit!r} is not the discipline commission "
+                    f"({pol.discipline_unit!r})"
+                )
+        case _:
+            pass
+
+
+def check_stage(state: CaseState, rule: Rule) -> None:
+    """Raise InvalidTransitionError unless the action fits the case's kind and stage."""
+    if state.filing.kind not in rule.kinds:
+        raise InvalidTransitionError(
+            f"{rule.action} does not apply to {state.filing.kind} cases"
+        )
+    if state.stage not in rule.from_stages:
+        raise InvalidTransitionError(
+            f"{rule.action} is not allowed in stage {state.stage} "
+            f"(allowed in: {', '.join(sorted(s.value for s in rule.from_stages))})"
+        )
+
+
+def allowed_actions(state: CaseState, actor: Actor) -> list[Action]:
+    """The actions this actor may take on the case now (for the admin tool's buttons)."""
+    out = []
+    for rule in RULES:
+        try:
+            check_stage(state, rule)
+            authorize(state, actor, rule)
+        except (InvalidTransitionError, NotAuthorizedError):
+            continue
+        out.append(rule.action)
+    return out

@@ -1,0 +1,356 @@
+"""Case records, actors, requests and the case state the workflow carries.
+
+All models are pydantic v2 and cross the Temporal boundary through the pydantic
+data converter. New fields must have defaults so that running cases (and
+stored histories) keep deserialising.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.enums import (
+    Action,
+    CaseKind,
+    DayCount,
+    DeadlineKind,
+    Finding,
+    LookbackFinding,
+    ReferralPath,
+    ReferralStatus,
+    Role,
+    Rung,
+    Stage,
+)
+from domain.policy import LadderRungSpec, Policy
+
+
+class Milestone(BaseModel):
+    """A dated (or recurring) milestone inside a measure."""
+
+    due_date: date | None = None
+    recurrence: str | None = None  # e.g. QUARTERLY
+    what: str = ""
+
+
+class Measure(BaseModel):
+    """One rectification measure (整改措施) with its own milestones."""
+
+    seq: int
+    text: str
+    milestones: list[Milestone] = Field(default_factory=list)
+
+
+class DeadlineSpec(BaseModel):
+    """The case deadline as written in the plan (整改时限), with its raw text."""
+
+    kind: DeadlineKind
+    due_date: date | None = None
+    long_term: bool = False
+    raw_zh: str = ""
+
+
+class CaseFiling(BaseModel):
+    """What the rectification office files (domain.md §2).
+
+    Import tolerates missing pieces; `missing_for_transfer` says what must be
+    completed (by an AMEND) before the case can be transferred.
+    """
+
+    case_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: CaseKind
+    title: str = Field(min_length=1)
+    problem: str = ""
+    target: str = ""  # 整改目标
+    measures: list[Measure] = Field(default_factory=list)
+    responsible_units: list[str] = Field(default_factory=list)  # 主体责任单位
+    lead_supervising_units: list[str] = Field(default_factory=list)  # 牵头督导单位, first organises
+    assisting_units: list[str] = Field(default_factory=list)  # 配合督导单位
+    lead_leader: str = ""  # 牵头督导领导 (a role reference)
+    deadline: DeadlineSpec | None = None
+    source: str = ""  # e.g. 中央生态环境保护督察报告反馈问题(第二轮)
+    inspection_round: str = ""  # e.g. 第二轮中央生态环境保护督察
+    jurisdiction: str = ""
+    ladder_profile: str = "canonical"  # which escalation ladder applies
+    # Petitions: complaint details (INFERRED fields, domain.md §2.2).
+    complaint: str = ""
+    complainant_contact: str = ""
+
+
+class Actor(BaseModel):
+    """Who is acting: a user id, one role and the unit it acts for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str = Field(min_length=1)
+    role: Role
+    unit: str = ""
+
+
+SYSTEM_ACTOR = Actor(user_id="system", role=Role.SYSTEM, unit="engine")
+
+
+class CriterionCheck(BaseModel):
+    """One closure-standard criterion with its evidence references."""
+
+    met: bool
+    evidence: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class VerificationCriteria(BaseModel):
+    """The closure standard 生态修复、污染消除、群众满意, plus measures done."""
+
+    eco_restored: CriterionCheck  # 生态修复
+    pollution_eliminated: CriterionCheck  # 污染消除
+    public_satisfied: CriterionCheck  # 群众满意
+    measures_all_done: CriterionCheck | None = None
+
+    def all_met(self) -> bool:
+        checks = [self.eco_restored, self.pollution_eliminated, self.public_satisfied]
+        if self.measures_all_done is not None:
+            checks.append(self.measures_all_done)
+        return all(c.met for c in checks)
+
+    def unmet_without_evidence(self) -> list[str]:
+        """Names of met criteria that carry no evidence reference."""
+        named = {
+            "eco_restored": self.eco_restored,
+            "pollution_eliminated": self.pollution_eliminated,
+            "public_satisfied": self.public_satisfied,
+        }
+        return [k for k, c in named.items() if c.met and not c.evidence]
+
+
+class ActionRequest(BaseModel):
+    """A handler action sent to a case workflow as an Update.
+
+    Only the fields the action needs are read; the lifecycle checks that the
+    required ones are present.
+    """
+
+    action: Action
+    actor: Actor
+    request_id: str = Field(min_length=1, max_length=128)
+    reason: str = ""
+    expected_stage: Stage | None = None  # optimistic concurrency from the UI
+    finding: Finding | None = None
+    criteria: VerificationCriteria | None = None
+    new_due_date: date | None = None
+    rung: Rung | None = None
+    referral_id: str | None = None
+    referral_path: ReferralPath | None = None
+    measure_seq: int | None = None
+    lookback_finding: LookbackFinding | None = None
+    objection_id: str | None = None
+    evidence: list[str] = Field(default_factory=list)
+    amendment: CaseAmendment | None = None
+
+
+class CaseAmendment(BaseModel):
+    """Fields the office may complete while a case is still REGISTERED."""
+
+    title: str | None = None
+    problem: str | None = None
+    target: str | None = None
+    measures: list[Measure] | None = None
+    responsible_units: list[str] | None = None
+    lead_supervising_units: list[str] | None = None
+    assisting_units: list[str] | None = None
+    lead_leader: str | None = None
+    deadline: DeadlineSpec | None = None
+    ladder_profile: str | None = None
+
+
+ActionRequest.model_rebuild()
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+class DueDateExplanation(BaseModel):
+    """How a due date was computed, so that it can explain itself."""
+
+    start: date
+    rule: str  # e.g. "10 WORKING days after 2026-01-30" or "fixed date from plan"
+    days: int = 0
+    count: DayCount | None = None
+    holidays_skipped: list[date] = Field(default_factory=list)
+    weekend_days_skipped: int = 0
+    adjusted_workdays_counted: list[date] = Field(default_factory=list)  # 调休上班日
+    excluded_days: int = 0  # suspension time added back
+    calendar_version: str = ""
+
+
+class ScheduledRung(BaseModel):
+    rung: Rung
+    fire_date: date
+    fire_at: datetime
+
+
+class ComputedDeadline(BaseModel):
+    """A stage deadline computed by the calendar activity and recorded in state."""
+
+    purpose: str  # STAGE or POSTING
+    stage: Stage
+    due_date: date
+    due_at: datetime  # end of due_date in Asia/Shanghai, as an aware UTC datetime
+    explanation: DueDateExplanation
+    count: DayCount | None = None
+    escalation_schedule: list[ScheduledRung] = Field(default_factory=list)
+    computed_at: datetime | None = None
+
+
+class DeadlineRequest(BaseModel):
+    """Ask the calendar activity for a due date (and the escalation schedule).
+
+    Exactly one of `fixed_date` or `days` is set. For a suspension,
+    `exclude_from`/`exclude_until` add the excluded time back onto `base_due_date`.
+    """
+
+    case_no: str
+    purpose: str = "STAGE"
+    stage: Stage
+    start: date
+    fixed_date: date | None = None
+    days: int | None = None
+    count: DayCount = DayCount.WORKING
+    ladder: list[LadderRungSpec] = Field(default_factory=list)
+    base_due_date: date | None = None
+    exclude_from: date | None = None
+    exclude_until: date | None = None
+
+
+
+
+# ---------------------------------------------------------------- case state
+
+
+class FiredRung(BaseModel):
+    rung: Rung
+    at: datetime
+    stage: Stage
+    automatic: bool
+    reason: str = ""
+    by: str = "system"
+
+
+class EscalationState(BaseModel):
+    """Escalation of the current deadline episode plus everything that fired."""
+
+    level: int = 0  # current rung level (0 = none); reset when the unit acts
+    fired: list[FiredRung] = Field(default_factory=list)
+    max_level: int = 0
+
+
+class Objection(BaseModel):
+    objection_id: str
+    at: datetime
+    by: str
+    text: str
+    ruling: str | None = None  # UPHELD / DISMISSED
+    ruled_at: datetime | None = None
+
+
+class PostingState(BaseModel):
+    """Public posting (公示) window; paused while an objection is open."""
+
+    started_at: datetime
+    ends_at: datetime | None  # None while paused
+    remaining_seconds: float | None = None  # set while paused
+    objections: list[Objection] = Field(default_factory=list)
+
+    def open_objection(self) -> Objection | None:
+        return next((o for o in self.objections if o.ruling is None), None)
+
+
+class ExtensionRequest(BaseModel):
+    requested_due_date: date
+    reason: str
+    by: str
+    at: datetime
+
+
+class Suspension(BaseModel):
+    start: datetime
+    end: datetime | None = None
+    reason: str = ""
+    excluded_days: int = 0
+
+
+class Referral(BaseModel):
+    """An accountability referral (移交问责); it never closes the case."""
+
+    referral_id: str
+    path: ReferralPath
+    opened_at: datetime
+    reason: str
+    status: ReferralStatus = ReferralStatus.OPEN
+    outcome: str = ""
+    concluded_at: datetime | None = None
+
+
+class VerificationRecord(BaseModel):
+    at: datetime
+    by: str
+    unit: str
+    passed: bool
+    criteria: VerificationCriteria | None = None
+    reason: str = ""
+    cycle: int = 1
+
+
+class TimelineEntry(BaseModel):
+    """A compact in-state copy of each ledger row (the ledger is authoritative)."""
+
+    seq: int
+    at: datetime
+    event: str
+    actor: str
+    role: Role
+    unit: str = ""
+    from_stage: Stage | None = None
+    to_stage: Stage | None = None
+    reason: str = ""
+
+
+class CaseState(BaseModel):
+    """The whole state of one case; continue-as-new carries it unchanged."""
+
+    filing: CaseFiling
+    stage: Stage = Stage.REGISTERED
+    stage_entered_at: datetime
+    filed_at: datetime
+    seq: int = 0  # last ledger sequence number written for this case
+    cycle: int = 1  # rectification cycle; +1 on every send-back or reopen
+    deadline: ComputedDeadline | None = None
+    pending_deadline: DeadlineRequest | None = None
+    escalation: EscalationState = Field(default_factory=EscalationState)
+    overdue_reminded: bool = False
+    posting: PostingState | None = None
+    extension_request: ExtensionRequest | None = None
+    suspension: Suspension | None = None
+    suspensions: list[Suspension] = Field(default_factory=list)
+    finding: Finding | None = None
+    reply: str = ""
+    measures_done: list[int] = Field(default_factory=list)
+    verifications: list[VerificationRecord] = Field(default_factory=list)
+    referrals: list[Referral] = Field(default_factory=list)
+    reopen_count: int = 0
+    closed_at: datetime | None = None
+    archive_at: datetime | None = None
+    policy: Policy
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    recent_request_ids: list[str] = Field(default_factory=list)
+    runs: int = 1  # workflow runs so far (continue-as-new count + 1)
+
+    @property
+    def case_no(self) -> str:
+        return self.filing.case_no
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage not in (Stage.CLOSED, Stage.ARCHIVED, Stage.LONG_TERM_MAINTENANCE)
+
