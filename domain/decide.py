@@ -851,3 +851,73 @@ def _overdue_roles(stage: Stage) -> tuple[Role, ...]:
     if stage in (Stage.PRELIM_REVIEW, Stage.VERIFICATION):
         return (Role.LEAD_SUPERVISOR, Role.RECTIFICATION_OFFICE)
     return (Role.RECTIFICATION_OFFICE,)
+
+
+# ---------------------------------------------------------------- read model
+
+
+class CaseProjection(BaseModel):
+    """The slim view of a case written to the projection table after every change."""
+
+    case_no: str
+    kind: CaseKind
+    title: str
+    stage: Stage
+    stage_entered_at: datetime
+    responsible_units: list[str]
+    lead_supervising_units: list[str]
+    assisting_units: list[str]
+    inspection_round: str
+    due_date: date | None
+    due_at: datetime | None
+    deadline: ComputedDeadline | None
+    escalation_level: int
+    escalation_max_level: int
+    suspended: bool
+    cycle: int
+    reopen_count: int
+    open_referrals: int
+    filed_at: datetime
+    closed_at: datetime | None
+    last_seq: int
+    policy_version: str
+    filing: CaseFiling
+    detail: dict[str, Any]
+
+
+def projection(state: CaseState) -> CaseProjection:
+    """Build the projection row of a case from its state."""
+    s = state
+    f = s.filing
+    return CaseProjection(
+        case_no=f.case_no,
+        kind=f.kind,
+        title=f.title,
+        stage=s.stage,
+        stage_entered_at=s.stage_entered_at,
+        responsible_units=f.responsible_units,
+        lead_supervising_units=f.lead_supervising_units,
+        assisting_units=f.assisting_units,
+        inspection_round=f.inspection_round,
+        due_date=s.deadline.due_date if s.deadline else None,
+        due_at=s.deadline.due_at if s.deadline else None,
+        deadline=s.deadline,
+        escalation_level=s.escalation.level,
+        escalation_max_level=s.escalation.max_level,
+        suspended=s.suspension is not None,
+        cycle=s.cycle,
+        reopen_count=s.reopen_count,
+        open_referrals=sum(1 for r in s.referrals if r.status is not ReferralStatus.CONCLUDED),
+        filed_at=s.filed_at,
+        closed_at=s.closed_at,
+        last_seq=s.seq,
+        policy_version=s.policy.version,
+        filing=f,
+        detail=s.model_dump(
+            mode="json",
+            include={
+                "escalation", "posting", "extension_request", "suspension", "suspensions",
+                "finding", "reply", "measures_done", "verifications", "referrals", "archive_at",
+            },
+        ),
+    )

@@ -1,0 +1,109 @@
+"""Settings from environment variables, and the one way to connect a Temporal client.
+
+Nothing here runs at import time: settings are read when `Settings.from_env()`
+is called, so workflow modules can import names without side effects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the engine; README lists each with its default."""
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "inspection-cases"
+    temporal_tls: bool = False
+    temporal_api_key: str = ""
+    database_url: str = "postgresql://postgres@127.0.0.1:54329/case_engine"
+    db_pool_max: int = 10
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "case-engine@localhost"
+    notice_domain: str = "case-engine.local"
+    notice_poll_seconds: int = 2
+    policy_file: str = ""
+    calendar_overrides_file: str = field(default_factory=lambda: str(ROOT / "deploy" / "calendar_overrides.json"))
+    max_cached_workflows: int = 2000
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        d = cls()
+        return cls(
+            temporal_address=_env("TEMPORAL_ADDRESS", d.temporal_address),
+            temporal_namespace=_env("TEMPORAL_NAMESPACE", d.temporal_namespace),
+            task_queue=_env("TEMPORAL_TASK_QUEUE", d.task_queue),
+            temporal_tls=_bool("TEMPORAL_TLS", d.temporal_tls),
+            temporal_api_key=_env("TEMPORAL_API_KEY", d.temporal_api_key),
+            database_url=_env("DATABASE_URL", d.database_url),
+            db_pool_max=_int("DB_POOL_MAX", d.db_pool_max),
+            smtp_host=_env("SMTP_HOST", d.smtp_host),
+            smtp_port=_int("SMTP_PORT", d.smtp_port),
+            smtp_user=_env("SMTP_USER", d.smtp_user),
+            smtp_password=_env("SMTP_PASSWORD", d.smtp_password),
+            smtp_starttls=_bool("SMTP_STARTTLS", d.smtp_starttls),
+            smtp_from=_env("SMTP_FROM", d.smtp_from),
+            notice_domain=_env("NOTICE_DOMAIN", d.notice_domain),
+            notice_poll_seconds=_int("NOTICE_POLL_SECONDS", d.notice_poll_seconds),
+            policy_file=_env("POLICY_FILE", d.policy_file),
+            calendar_overrides_file=_env("CALENDAR_OVERRIDES_FILE", d.calendar_overrides_file),
+            max_cached_workflows=_int("WORKER_MAX_CACHED_WORKFLOWS", d.max_cached_workflows),
+            log_level=_env("LOG_LEVEL", d.log_level),
+            log_json=_bool("LOG_JSON", d.log_json),
+        )
+
+
+async def connect_client(settings: Settings, identity: str | None = None):  # -> Client
+    """Connect to Temporal with the pydantic data converter (always; replay needs the same)."""
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    kwargs = {}
+    if identity:
+        kwargs["identity"] = identity
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        tls=settings.temporal_tls,
+        api_key=settings.temporal_api_key or None,
+        **kwargs,
+    )

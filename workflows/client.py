@@ -1,0 +1,131 @@
+"""Client-side operations on cases: file, act, read. Used by the starter, tools and tests.
+
+A refused action (validator rejection) leaves no trace in workflow history, so
+`act` records it in the `refused_action` table when given a pool: auditors see
+every refused attempt with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from domain.enums import Action, Stage
+from domain.model import ActionRequest, Actor, CaseFiling, CaseState
+from domain.policy import Policy
+from workflows.case_workflow import CaseWorkflow
+from workflows.contracts import (
+    CASE_KIND,
+    CASE_STAGE,
+    INSPECTION_ROUND,
+    RESPONSIBLE_UNITS,
+    ActionResult,
+    CaseWorkflowInput,
+    case_workflow_id,
+)
+
+
+@dataclass(frozen=True)
+class FilingOutcome:
+    case_no: str
+    filed: bool
+    reason: str = ""
+
+
+class ActionRefusedError(Exception):
+    """The case workflow refused an action; `error_type` names the domain error."""
+
+    def __init__(self, case_no: str, error_type: str, message: str) -> None:
+        super().__init__(f"{case_no}: {error_type}: {message}")
+        self.case_no, self.error_type, self.message = case_no, error_type, message
+
+
+async def file_case(
+    client: Client, filing: CaseFiling, filed_by: Actor, task_queue: str, policy: Policy | None = None
+) -> FilingOutcome:
+    """Start the case's workflow; a case number already filed is refused, not duplicated."""
+    pairs = [
+        SearchAttributePair(CASE_STAGE, Stage.REGISTERED.value),
+        SearchAttributePair(CASE_KIND, filing.kind.value),
+        SearchAttributePair(RESPONSIBLE_UNITS, list(filing.responsible_units)),
+    ]
+    if filing.inspection_round:
+        pairs.append(SearchAttributePair(INSPECTION_ROUND, filing.inspection_round))
+    try:
+        await client.start_workflow(
+            CaseWorkflow.run,
+            CaseWorkflowInput(filing=filing, filed_by=filed_by, policy=policy),
+            id=case_workflow_id(filing.case_no),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(pairs),
+        )
+    except WorkflowAlreadyStartedError:
+        return FilingOutcome(filing.case_no, False, f"case number {filing.case_no} is already filed")
+    return FilingOutcome(filing.case_no, True)
+
+
+async def file_cases(
+    client: Client, filings: list[CaseFiling], filed_by: Actor, task_queue: str, concurrency: int = 20
+) -> list[FilingOutcome]:
+    """File many cases, `concurrency` at a time; outcomes in input order."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(f: CaseFiling) -> FilingOutcome:
+        async with sem:
+            return await file_case(client, f, filed_by, task_queue)
+
+    return list(await asyncio.gather(*(one(f) for f in filings)))
+
+
+async def act(
+    client: Client, case_no: str, req: ActionRequest, pool: asyncpg.Pool | None = None
+) -> ActionResult:
+    """Send one action; raises ActionRefusedError with the domain's reason when refused.
+
+    The request id doubles as the Update id, so a retried request runs once.
+    """
+    handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
+    try:
+        return await handle.execute_update(CaseWorkflow.act, req, id=req.request_id)
+    except WorkflowUpdateFailedError as e:
+        cause = e.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+    except RPCError as e:
+        error_type, message = "CaseNotFoundError" if "not found" in str(e).lower() else "RPCError", str(e)
+    if pool is not None:
+        await record_refusal(pool, case_no, req, error_type, message)
+    raise ActionRefusedError(case_no, error_type, message)
+
+
+async def record_refusal(pool: asyncpg.Pool, case_no: str, req: ActionRequest, error_type: str, message: str) -> None:
+    await pool.execute(
+        """INSERT INTO refused_action (case_no, request_id, action, actor_user, actor_role, actor_unit,
+                                       error_type, message)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_no, request_id) DO NOTHING""",
+        case_no, req.request_id, req.action.value, req.actor.user_id, req.actor.role.value,
+        req.actor.unit, error_type, message,
+    )
+
+
+async def get_state(client: Client, case_no: str) -> CaseState:
+    handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
+    return await handle.query(CaseWorkflow.get_state)
+
+
+async def allowed(client: Client, case_no: str, actor: Actor) -> list[Action]:
+    handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
+    return await handle.query(CaseWorkflow.get_allowed_actions, actor)

@@ -1,0 +1,97 @@
+"""Names shared by the worker, the starter, the admin tool and tests.
+
+Task queue, workflow-id builder, typed search-attribute keys and the workflow's
+input/result models. The registered names here are contracts with running cases.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio.common import SearchAttributeKey
+
+from domain.decide import CaseProjection, Decision, LedgerEntry, Notice
+from domain.enums import Stage
+from domain.model import Actor, CaseFiling, CaseState
+from domain.policy import Policy
+
+TASK_QUEUE = "inspection-cases"
+WORKFLOW_NAME = "Case"
+
+CASE_STAGE = SearchAttributeKey.for_keyword("CaseStage")
+CASE_KIND = SearchAttributeKey.for_keyword("CaseKind")
+RESPONSIBLE_UNITS = SearchAttributeKey.for_keyword_list("ResponsibleUnits")
+CASE_DUE_AT = SearchAttributeKey.for_datetime("CaseDueAt")
+ESCALATION_RUNG = SearchAttributeKey.for_int("EscalationRung")
+INSPECTION_ROUND = SearchAttributeKey.for_keyword("InspectionRound")
+
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "CaseStage": "Keyword",
+    "CaseKind": "Keyword",
+    "ResponsibleUnits": "KeywordList",
+    "CaseDueAt": "Datetime",
+    "EscalationRung": "Int",
+    "InspectionRound": "Keyword",
+}
+
+
+def case_workflow_id(case_no: str) -> str:
+    """The one workflow id of a case: filing the same number twice is refused."""
+    return f"case-{case_no}"
+
+
+class CaseWorkflowInput(BaseModel):
+    """Start input; on continue-as-new `state` carries the whole case over."""
+
+    filing: CaseFiling
+    filed_by: Actor
+    policy: Policy | None = None  # None: the policy activity loads the deployment's policy
+    state: CaseState | None = None
+
+
+class CaseWorkflowResult(BaseModel):
+    case_no: str
+    stage: Stage
+    seq: int
+
+
+class ActionResult(BaseModel):
+    """What a handler gets back from an accepted action."""
+
+    case_no: str
+    stage: Stage
+    seq: int
+    due_date: str | None = None
+
+
+class RecordInput(BaseModel):
+    """Ledger rows, notices and the projection to write in one transaction."""
+
+    entries: list[LedgerEntry]
+    notices: list[Notice]
+    projection: CaseProjection
+    workflow_run_id: str = ""
+
+
+class PolicyRequest(BaseModel):
+    case_no: str
+    ladder_profile: str = "canonical"
+
+
+__all__ = [
+    "TASK_QUEUE",
+    "WORKFLOW_NAME",
+    "CASE_STAGE",
+    "CASE_KIND",
+    "RESPONSIBLE_UNITS",
+    "CASE_DUE_AT",
+    "ESCALATION_RUNG",
+    "INSPECTION_ROUND",
+    "SEARCH_ATTRIBUTES",
+    "case_workflow_id",
+    "CaseWorkflowInput",
+    "CaseWorkflowResult",
+    "ActionResult",
+    "RecordInput",
+    "PolicyRequest",
+    "Decision",
+]
