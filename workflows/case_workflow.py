@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
-    from domain.model import ActionRequest, Actor, CaseState, ComputedDeadline
+    from domain.model import ActionRequest, Actor, CaseFiling, CaseState, ComputedDeadline
     from domain.policy import Policy
     from workflows.contracts import (
         CASE_DUE_AT,
@@ -45,6 +45,13 @@ ACTIVITY_RETRY = RetryPolicy(
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
+def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
+    try:
+        return d.new_case(filing, policy, workflow.now(), filed_by)
+    except CaseError as e:  # e.g. an unknown ladder profile: the case cannot exist
+        raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
+
+
 @workflow.defn(name="Case")
 class CaseWorkflow:
     """Carries one case from filing to 销号 and beyond (long-term, look-back)."""
@@ -55,21 +62,30 @@ class CaseWorkflow:
         self._lock = asyncio.Lock()
         self._dirty = False
         self._sa: dict[str, object] = {}
+        self._filing: d.Decision | None = None
+        if inp.state is None and inp.policy is not None:
+            # With the policy in the input the case exists from the first instant,
+            # so an action sent right after the start is validated, not bounced.
+            self._filing = _new_case(inp.filing, inp.policy, inp.filed_by)
+            self._state = self._filing.state
+        self._filed = inp.state is not None
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
-        if self._state is None:
-            policy = inp.policy or await workflow.execute_activity(
-                "load_policy",
-                PolicyRequest(case_no=inp.filing.case_no, ladder_profile=inp.filing.ladder_profile),
-                result_type=Policy,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
+        if not self._filed:
+            if self._filing is None:
+                policy = await workflow.execute_activity(
+                    "load_policy",
+                    PolicyRequest(case_no=inp.filing.case_no, ladder_profile=inp.filing.ladder_profile),
+                    result_type=Policy,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=ACTIVITY_RETRY,
+                )
+                self._filing = _new_case(inp.filing, policy, inp.filed_by)
             async with self._lock:
-                await self._perform(d.new_case(inp.filing, policy, workflow.now(), inp.filed_by))
+                await self._perform(self._filing)
+            self._filed = True
         else:
-            self._sa = {}
             self._upsert_search_attributes()
         while True:
             state = self._require_state()
@@ -181,6 +197,7 @@ class CaseWorkflow:
     @workflow.update(name="act")
     async def act(self, req: ActionRequest) -> ActionResult:
         """Take one handler action; refused actions raise a named ApplicationError."""
+        await workflow.wait_condition(lambda: self._filed)  # FILED is always ledger row 1
         async with self._lock:
             try:
                 decision = d.decide(self._require_state(), req, workflow.now())

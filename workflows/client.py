@@ -36,6 +36,9 @@ from workflows.contracts import (
 )
 
 
+_NOT_READY_RETRIES = 10
+
+
 @dataclass(frozen=True)
 class FilingOutcome:
     case_no: str
@@ -98,14 +101,18 @@ async def act(
     The request id doubles as the Update id, so a retried request runs once.
     """
     handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
-    try:
-        return await handle.execute_update(CaseWorkflow.act, req, id=req.request_id)
-    except WorkflowUpdateFailedError as e:
-        cause = e.cause
-        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-    except RPCError as e:
-        error_type, message = "CaseNotFoundError" if "not found" in str(e).lower() else "RPCError", str(e)
+    for attempt in range(_NOT_READY_RETRIES + 1):
+        try:
+            return await handle.execute_update(CaseWorkflow.act, req, id=req.request_id)
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        except RPCError as e:
+            error_type, message = "CaseNotFoundError" if "not found" in str(e).lower() else "RPCError", str(e)
+        if error_type != "CaseNotReadyError" or attempt == _NOT_READY_RETRIES:
+            break
+        await asyncio.sleep(0.2 * (attempt + 1))  # the case is loading its policy
     if pool is not None:
         await record_refusal(pool, case_no, req, error_type, message)
     raise ActionRefusedError(case_no, error_type, message)
