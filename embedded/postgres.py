@@ -255,7 +255,7 @@ class EmbeddedPostgres:
 
     def _as_server_user(self) -> dict[str, Any]:
         """subprocess kwargs that drop to the unprivileged user when we are root."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env = _clean_env()
         kwargs: dict[str, Any] = {"env": env, "cwd": "/"}
         if self._run_as is not None:
             env.update(HOME="/", USER=self._run_as.pw_name, LOGNAME=self._run_as.pw_name)
@@ -269,17 +269,12 @@ class EmbeddedPostgres:
         if self._run_as is None:
             return
         uid, gid = self._run_as.pw_uid, self._run_as.pw_gid
-        # The server user must be able to traverse every ancestor (e.g. pytest's 0700
-        # /tmp/pytest-of-root): add only the search bit, never read/write.
-        for ancestor in reversed(self.data_dir.parents):
-            mode = ancestor.stat().st_mode
+        # The server user must be able to reach the data dir (e.g. below pytest's 0700
+        # /tmp/pytest-of-root) and the binaries: add only the search bit, never read/write.
+        for directory in (*self.data_dir.parents, _bin_dir(), *_bin_dir().parents):
+            mode = directory.stat().st_mode
             if not mode & stat.S_IXOTH:
-                ancestor.chmod(mode | stat.S_IXOTH)
-        bin_dir = _bin_dir()
-        for ancestor in [bin_dir, *bin_dir.parents]:
-            mode = ancestor.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                ancestor.chmod(mode | stat.S_IXOTH)
+                directory.chmod(mode | stat.S_IXOTH)
         if self.data_dir.stat().st_uid != uid:
             # E.g. a data dir created or copied by root: PostgreSQL insists on owning it.
             os.chown(self.data_dir, uid, gid)
@@ -291,10 +286,7 @@ class EmbeddedPostgres:
 
     def _run(self, tool: str, args: list[str], *, timeout: float, as_server: bool) -> str:
         cmd = [str(_bin_dir() / tool), *args]
-        kwargs = self._as_server_user() if as_server else {
-            "env": {k: v for k, v in os.environ.items() if not k.startswith("PG")},
-            "cwd": "/",
-        }
+        kwargs = self._as_server_user() if as_server else {"env": _clean_env(), "cwd": "/"}
         # Temp files rather than pipes: `pg_ctl start` forks the postmaster, which could
         # inherit a pipe and keep communicate() waiting forever.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -460,6 +452,11 @@ class EmbeddedPostgres:
         except EmbeddedPostgresError as exc:
             if "already exists" not in str(exc):
                 raise
+
+
+def _clean_env() -> dict[str, str]:
+    # PGHOST/PGPORT/PGOPTIONS/... from the caller's shell must not redirect our utilities.
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
 def _pid_alive(pid: int) -> bool:
