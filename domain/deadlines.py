@@ -135,9 +135,14 @@ def compute_deadline(
         )
     else:
         raise ValueError("a deadline request needs fixed_date, days or base_due_date")
+    base = due
+    if req.rebase_overdue_ladder and due < req.start:
+        base = req.start
+        expl.rule += f"; already overdue when set, escalation counted from {req.start}"
+    expl.ladder_base = base if req.ladder else None
     schedule = []
     for spec in req.ladder:
-        fire = add_days(cal, due, spec.delay_days, spec.count).end
+        fire = add_days(cal, base, spec.delay_days, spec.count).end
         schedule.append(ScheduledRung(rung=spec.rung, fire_date=fire, fire_at=end_of_day(fire)))
     return ComputedDeadline(
         purpose=req.purpose,

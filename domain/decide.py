@@ -305,7 +305,13 @@ def _ladder(state: CaseState) -> list:
 
 def _rectifying_request(state: CaseState, today: date, new_due: date | None, rework: bool) -> DeadlineRequest | None:
     pol = state.policy
-    base = {"case_no": state.case_no, "stage": Stage.RECTIFYING, "start": today, "ladder": _ladder(state)}
+    base = {
+        "case_no": state.case_no,
+        "stage": Stage.RECTIFYING,
+        "start": today,
+        "ladder": _ladder(state),
+        "rebase_overdue_ladder": pol.rebase_overdue_ladder,
+    }
     if new_due is not None:
         return DeadlineRequest(**base, fixed_date=new_due)
     if rework:

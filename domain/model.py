@@ -181,6 +181,7 @@ class DueDateExplanation(BaseModel):
     weekend_days_skipped: int = 0
     adjusted_workdays_counted: list[date] = Field(default_factory=list)  # 调休上班日
     excluded_days: int = 0  # suspension time added back
+    ladder_base: date | None = None  # the date the escalation delays count from
     calendar_version: str = ""
 
 
@@ -221,6 +222,8 @@ class DeadlineRequest(BaseModel):
     base_due_date: date | None = None
     exclude_from: date | None = None
     exclude_until: date | None = None
+    # A due date already past when set (an imported old case): count the ladder from `start`.
+    rebase_overdue_ladder: bool = False
 
 
 

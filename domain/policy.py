@@ -107,6 +107,9 @@ class Policy(BaseModel):
     # Stages whose deadline is the responsible unit's: escalate on overdue.
     lookback_window_days: int = Field(default=365, ge=1)  # CLOSED stays reopenable this long
     max_extension_days: int = Field(default=180, ge=1)  # calendar days past the current due date
+    # INFERRED: a deadline already past when it is set (e.g. an old plan date on an
+    # imported case) starts its ladder on that day instead of firing every rung at once.
+    rebase_overdue_ladder: bool = True
     office_unit: str = "整改办"
     discipline_unit: str = "纪委监委"
     # Continue-as-new once history grows beyond this many events (server may suggest earlier).

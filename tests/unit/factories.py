@@ -266,3 +266,27 @@ def drive_to(
             return state, now
         state, now = _step(state, now)
     raise AssertionError(f"{stage} not reached (at {state.stage})")
+
+
+PETITION_ONLY_STAGES = frozenset({Stage.INVESTIGATING, Stage.REPLY, Stage.DISCLOSURE})
+FULL_CLOSURE_STAGES = frozenset(
+    {Stage.PRELIM_REVIEW, Stage.PUBLIC_POSTING, Stage.CLOSURE_APPLICATION, Stage.VERIFICATION, Stage.FILING}
+)
+REACHABLE: dict[CaseKind, frozenset[Stage]] = {
+    CaseKind.FEEDBACK_PROBLEM: frozenset(FEEDBACK_PATH) | {Stage.LONG_TERM_MAINTENANCE},
+    CaseKind.PETITION: frozenset(PETITION_SIMPLE_PATH) | FULL_CLOSURE_STAGES,
+}
+
+
+@lru_cache(maxsize=None)
+def state_in(stage: Stage, kind: CaseKind | None = None) -> tuple[CaseState, datetime]:
+    """A (cached, never mutated) case in `stage`: a petition for petition-only stages.
+
+    Petitions in the 5-step closure stages run under the FULL_5_STEP policy.
+    """
+    if kind is None:
+        kind = CaseKind.PETITION if stage in PETITION_ONLY_STAGES else CaseKind.FEEDBACK_PROBLEM
+    if stage not in REACHABLE[kind]:
+        raise ValueError(f"{stage} is not reachable for {kind}")
+    policy = full_petition_policy() if kind is CaseKind.PETITION and stage in FULL_CLOSURE_STAGES else None
+    return drive_to(stage, kind, policy=policy)
