@@ -165,11 +165,13 @@ class _Builder:
         s = self.state
         body = _body(s, entry)
         seen: set[str] = set()
+        notified = entry.data.setdefault("notified", [])
         for role in roles:
             for unit in recipients(s.filing, s.policy, role):
                 if unit in seen:
                     continue
                 seen.add(unit)
+                notified.append(unit)
                 self.notices.append(
                     Notice(
                         key=f"{s.case_no}:{entry.seq}:{unit}",
@@ -345,6 +347,7 @@ def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bo
     s.stage = stage
     s.stage_entered_at = b.now
     s.deadline = None
+    s.deadline_source = None
     s.pending_deadline = None
     s.overdue_reminded = False
     s.extension_request = None
@@ -383,7 +386,7 @@ def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) 
     """Record a deadline computed by the calendar activity."""
     b = _Builder(state, now)
     s = b.state
-    s.pending_deadline = None
+    source, s.pending_deadline = s.pending_deadline, None
     if computed.purpose == "POSTING":
         if s.posting is not None:
             s.posting.ends_at = computed.due_at
@@ -399,6 +402,7 @@ def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) 
         )
         return b.decision()
     s.deadline = computed
+    s.deadline_source = source
     b.record(
         "DEADLINE_SET",
         SYSTEM_ACTOR,
@@ -436,7 +440,7 @@ def _require(state: CaseState, rule: Rule, req: ActionRequest) -> None:
                     )
             case "deadline":
                 if state.deadline is None:
-                    raise InvalidTransitionError(f"stage {state.stage} has no deadline to extend")
+                    raise InvalidTransitionError(f"stage {state.stage} has no deadline")
             case "no_pending_extension":
                 if state.extension_request is not None:
                     raise InvalidTransitionError("an extension request is already pending")
@@ -514,6 +518,9 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
         case Action.APPROVE_EXTENSION:
             assert state.extension_request is not None
             _check_extension(state, req.new_due_date or state.extension_request.requested_due_date, today)
+        case Action.RECALCULATE_DEADLINE:
+            if state.deadline_source is None:
+                raise InvalidTransitionError("the current deadline has no recorded rule to recompute")
         case Action.APPLY_RUNG:
             assert req.rung is not None
             if rung_level(req.rung) <= state.escalation.level:
@@ -689,6 +696,12 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
         case Action.APPLY_RUNG:
             assert req.rung is not None
             _fire_rung(b, req.rung, automatic=False, actor=actor, reason=req.reason, request_id=req.request_id)
+        case Action.RECALCULATE_DEADLINE:
+            assert s.deadline is not None
+            b.record(a.value, actor, old_due_date=s.deadline.due_date.isoformat(),
+                     old_calendar=s.deadline.explanation.calendar_version, **common)
+            s.pending_deadline = s.deadline_source
+            b.deadline_request = s.deadline_source
         case Action.REFER_ACCOUNTABILITY:
             assert req.referral_path is not None
             _open_referral(b, req.referral_path, req.reason, actor, request_id=req.request_id)

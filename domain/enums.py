@@ -81,6 +81,7 @@ class Action(StrEnum):
     CONCLUDE_REFERRAL = "CONCLUDE_REFERRAL"  # 纪委监委办结
     REOPEN = "REOPEN"  # 回头看重新打开
     HELP_VISIT = "HELP_VISIT"  # 帮扶
+    RECALCULATE_DEADLINE = "RECALCULATE_DEADLINE"  # 重新计算期限 (e.g. after a calendar update)
 
 
 class Rung(StrEnum):
@@ -206,6 +207,7 @@ ACTION_LABELS_ZH: dict[Action, str] = {
     Action.CONCLUDE_REFERRAL: "问责办结",
     Action.REOPEN: "回头看重新整改",
     Action.HELP_VISIT: "帮扶",
+    Action.RECALCULATE_DEADLINE: "重新计算期限",
 }
 
 RUNG_LABELS_ZH: dict[Rung, str] = {

@@ -286,6 +286,15 @@ RULES: tuple[Rule, ...] = (
         notify=(Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR),
     ),
     Rule(
+        Action.RECALCULATE_DEADLINE,
+        ACTIVE_STAGES - {Stage.PUBLIC_POSTING},
+        _OFFICE,
+        None,
+        needs=("reason",),
+        notify=(Role.RESPONSIBLE_UNIT,),
+        requires=("deadline", "not_suspended"),
+    ),
+    Rule(
         Action.HELP_VISIT,
         frozenset({Stage.INVESTIGATING, Stage.RECTIFYING, Stage.LONG_TERM_MAINTENANCE}),
         frozenset({Role.LEAD_SUPERVISOR, Role.ASSIST_SUPERVISOR}),

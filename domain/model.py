@@ -330,6 +330,7 @@ class CaseState(BaseModel):
     cycle: int = 1  # rectification cycle; +1 on every send-back or reopen
     deadline: ComputedDeadline | None = None
     pending_deadline: DeadlineRequest | None = None
+    deadline_source: DeadlineRequest | None = None  # the request behind `deadline`
     escalation: EscalationState = Field(default_factory=EscalationState)
     overdue_reminded: bool = False
     posting: PostingState | None = None

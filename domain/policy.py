@@ -32,6 +32,7 @@ class LadderProfile(BaseModel):
     """An ordered escalation ladder (domain.md §6)."""
 
     name: str
+    version: str = "1"
     description: str = ""
     rungs: list[LadderRungSpec]
 
