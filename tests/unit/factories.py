@@ -182,6 +182,7 @@ PAYLOAD: dict[Action, dict[str, Any]] = {
     Action.CONCLUDE_REFERRAL: {"reason": "已给予处分"},
     Action.REOPEN: {"lookback_finding": LookbackFinding.REBOUND, "reason": "问题反弹"},
     Action.HELP_VISIT: {"reason": "现场帮扶"},
+    Action.RECALCULATE_DEADLINE: {"reason": "节假日安排更新"},
 }
 
 

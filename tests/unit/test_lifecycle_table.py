@@ -95,6 +95,7 @@ SCENARIOS: dict[Action, Scenario] = {
     Action.CONCLUDE_REFERRAL: Scenario(Stage.RECTIFYING, DISCIPLINE, setup=_refer_and_accept),
     Action.REOPEN: Scenario(Stage.CLOSED, OFFICE),
     Action.HELP_VISIT: Scenario(Stage.RECTIFYING, ASSIST),
+    Action.RECALCULATE_DEADLINE: Scenario(Stage.RECTIFYING, OFFICE),
 }
 
 

@@ -1,0 +1,160 @@
+"""Records workflow histories of representative cases from the real dev server.
+
+    .venv/bin/python -m tests.replay.record_histories
+
+Writes tests/replay/histories/<scenario>.json (the JSON `temporal workflow show
+--output json` writes). The replay test replays every file there against the
+current code; keep old files when the workflow changes (behind workflow.patched),
+add new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.migrate import migrate
+from domain.calendar import local_date
+from domain.enums import Action, LookbackFinding
+from domain.policy import Policy
+from embedded import EmbeddedPostgres, find_free_port, find_temporal_cli
+from tests.harness import LEAD, OFFICE, PUBLIC, RU, CaseDriver, case_worker, criteria, make_filing
+from workflows.contracts import (
+    CASE_DUE_AT,
+    CASE_KIND,
+    CASE_STAGE,
+    ESCALATION_RUNG,
+    INSPECTION_ROUND,
+    RESPONSIBLE_UNITS,
+    case_workflow_id,
+)
+
+OUT = Path(__file__).resolve().parent / "histories"
+
+
+async def _posting(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    await c.do(Action.SUBMIT_COMPLETION, RU)
+    await c.do(Action.PRELIM_PASS, LEAD)
+    await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=8))
+    await _until(c, "CLOSURE_APPLICATION")
+
+
+async def _until(c: CaseDriver, stage: str) -> None:
+    for _ in range(100):
+        if (await c.stage()).value == stage:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{c.case_no} never reached {stage}")
+
+
+async def happy_path(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1)
+    await _posting(env, c)
+    await c.do(Action.APPLY_CLOSURE, RU)
+    await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+    await c.do(Action.RECORD_FILING, OFFICE)
+
+
+async def escalation_to_last_rung(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    handle = c.client.get_workflow_handle(case_workflow_id(c.case_no))
+    await env.fast_forward(handle, timedelta(days=150))
+    for _ in range(100):
+        if (await c.state()).escalation.level == 8:
+            break
+        await asyncio.sleep(0.1)
+    await c.do(Action.SUBMIT_COMPLETION, RU)
+
+
+async def objection(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    with env.with_time_skipping_disabled():  # real time: the posting must stay open
+        await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await c.do(Action.SUBMIT_COMPLETION, RU)
+    await c.do(Action.PRELIM_PASS, LEAD)
+    await c.do(Action.OBJECT, PUBLIC, reason="河道仍有异味")
+    await c.do(Action.DISMISS_OBJECTION, OFFICE, reason="与本案无关")
+    await c.do(Action.OBJECT, PUBLIC, reason="夜间偷排")
+    await c.do(Action.UPHOLD_OBJECTION, OFFICE, reason="核实存在偷排")
+
+
+async def reopen(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    await happy_path(env, c)
+    await c.do(Action.REOPEN, OFFICE, lookback_finding=LookbackFinding.REBOUND, reason="回头看发现反弹")
+
+
+async def continue_as_new(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    with env.with_time_skipping_disabled():
+        await c.file(policy=Policy(max_history_events=60))
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    for i in range(12):
+        await c.do(Action.REPORT_PROGRESS, RU, reason=f"第{i + 1}次调度")
+
+
+SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
+    "happy_path": happy_path,
+    "escalation_to_last_rung": escalation_to_last_rung,
+    "objection": objection,
+    "reopen": reopen,
+    "continue_as_new": continue_as_new,
+}
+
+
+async def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg", find_free_port(), fast=True)
+        url = await pg.start()
+        env = await WorkflowEnvironment.start_time_skipping_v2(
+            dev_server_existing_path=find_temporal_cli(),
+            dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+            search_attributes=[CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND],
+            data_converter=pydantic_data_converter,
+            ui=False,
+        )
+        try:
+            conn = await asyncpg.connect(url)
+            await migrate(conn)
+            await conn.close()
+            pool = await asyncpg.create_pool(url)
+            today = local_date(datetime.now(UTC))
+            for name, scenario in SCENARIOS.items():
+                tq = f"record-{name}"
+                due = today + timedelta(days=3 if name.startswith("escalation") else 120)
+                c = CaseDriver(env.client, pool, tq, make_filing(f"REPLAY-{name}", due=due))
+                async with case_worker(env.client, pool, tq):
+                    await scenario(env, c)
+                    wid = case_workflow_id(c.case_no)
+                    runs = [w async for w in env.client.list_workflows(f'WorkflowId = "{wid}"')]
+                    for i, run in enumerate(sorted(runs, key=lambda r: r.start_time)):
+                        hist = await env.client.get_workflow_handle(wid, run_id=run.run_id).fetch_history()
+                        suffix = "" if len(runs) == 1 else f"_run{i + 1}"
+                        (OUT / f"{name}{suffix}.json").write_text(hist.to_json())
+                        print(f"{name}{suffix}: {len(hist.events)} events")
+            await pool.close()
+        finally:
+            await env.shutdown()
+            await pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    status = asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(status)
