@@ -37,7 +37,6 @@ from tests.unit.factories import (
     make_filing,
     new_state,
     request,
-    settle,
     state_in,
     wake,
 )

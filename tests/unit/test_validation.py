@@ -38,7 +38,6 @@ from tests.unit.factories import (
     new_state,
     payload,
     request,
-    settle,
     state_in,
     wake,
 )
