@@ -92,7 +92,12 @@ def validate_spec(spec: DeadlineSpec) -> None:
 def compute_deadline(
     req: DeadlineRequest, cal: WorkingCalendar, computed_at: datetime | None = None
 ) -> ComputedDeadline:
-    """Compute a due date (end of day, Asia/Shanghai) and its escalation schedule."""
+    """Compute a due date (end of day, Asia/Shanghai) and its escalation schedule.
+
+    Days in years the calendar does not cover (the due date itself, the days
+    counted, or the rungs' fire dates) mark the calendar version provisional.
+    """
+    uncovered: set[int] = set()
     expl: DueDateExplanation
     if req.base_due_date is not None:
         # Suspension: add the excluded time back onto the due date.
@@ -101,6 +106,7 @@ def compute_deadline(
         excluded = count_days(cal, req.exclude_from, req.exclude_until, req.count)
         walk = add_days(cal, req.base_due_date, excluded, req.count)
         due = walk.end
+        uncovered.update(walk.uncovered_years)
         expl = DueDateExplanation(
             start=req.base_due_date,
             rule=(
@@ -113,16 +119,14 @@ def compute_deadline(
             weekend_days_skipped=walk.weekend_days_skipped,
             adjusted_workdays_counted=walk.adjusted_workdays_counted,
             excluded_days=excluded,
-            calendar_version=_version(cal, walk.uncovered_years),
         )
     elif req.fixed_date is not None:
         due = req.fixed_date
-        expl = DueDateExplanation(
-            start=req.start, rule=f"fixed date {due}", calendar_version=cal.version
-        )
+        expl = DueDateExplanation(start=req.start, rule=f"fixed date {due}")
     elif req.days is not None:
         walk = add_days(cal, req.start, req.days, req.count)
         due = walk.end
+        uncovered.update(walk.uncovered_years)
         expl = DueDateExplanation(
             start=req.start,
             rule=f"{req.days} {req.count} days after {req.start}",
@@ -131,10 +135,11 @@ def compute_deadline(
             holidays_skipped=walk.holidays_skipped,
             weekend_days_skipped=walk.weekend_days_skipped,
             adjusted_workdays_counted=walk.adjusted_workdays_counted,
-            calendar_version=_version(cal, walk.uncovered_years),
         )
     else:
         raise ValueError("a deadline request needs fixed_date, days or base_due_date")
+    if not cal.covers(due):
+        uncovered.add(due.year)
     base = due
     if req.rebase_overdue_ladder and due < req.start:
         base = req.start
@@ -142,8 +147,10 @@ def compute_deadline(
     expl.ladder_base = base if req.ladder else None
     schedule = []
     for spec in req.ladder:
-        fire = add_days(cal, base, spec.delay_days, spec.count).end
-        schedule.append(ScheduledRung(rung=spec.rung, fire_date=fire, fire_at=end_of_day(fire)))
+        walk = add_days(cal, base, spec.delay_days, spec.count)
+        uncovered.update(walk.uncovered_years)
+        schedule.append(ScheduledRung(rung=spec.rung, fire_date=walk.end, fire_at=end_of_day(walk.end)))
+    expl.calendar_version = _version(cal, sorted(uncovered))
     return ComputedDeadline(
         purpose=req.purpose,
         stage=req.stage,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from domain.calendar import local_date
-from domain.deadlines import long_term_after_closure
+from domain.deadlines import long_term_after_closure, validate_spec
 from domain.enums import (
     ACTION_LABELS_ZH,
     RUNG_LABELS_ZH,
@@ -32,6 +32,7 @@ from domain.enums import (
     rung_level,
 )
 from domain.errors import (
+    CaseError,
     DuplicateRequestError,
     IncompleteCaseError,
     InvalidFilingError,
@@ -40,7 +41,15 @@ from domain.errors import (
     MissingInputError,
     StaleStageError,
 )
-from domain.lifecycle import Rule, authorize, check_stage, rule_for
+from domain.lifecycle import (
+    Rule,
+    authorize,
+    check_preconditions,
+    check_stage,
+    find_objection,
+    missing_for_transfer,
+    rule_for,
+)
 from domain.model import (
     SYSTEM_ACTOR,
     ActionRequest,
@@ -249,26 +258,6 @@ def _body(s: CaseState, entry: LedgerEntry) -> str:
     return "\n".join(lines)
 
 
-def missing_for_transfer(f: CaseFiling) -> list[str]:
-    """What a case lacks before it can be transferred (domain.md §2.1 four-clear rule)."""
-    missing = []
-    if not f.responsible_units:
-        missing.append("responsible_units (主体责任单位)")
-    if not f.lead_supervising_units:
-        missing.append("lead_supervising_units (牵头督导单位)")
-    if f.kind is CaseKind.PETITION:
-        if not (f.complaint or f.problem):
-            missing.append("complaint (举报内容)")
-    else:
-        if not f.target:
-            missing.append("target (整改目标)")
-        if not f.measures:
-            missing.append("measures (整改措施)")
-        if f.deadline is None:
-            missing.append("deadline (整改时限)")
-    return missing
-
-
 def _today(now: datetime) -> date:
     return local_date(now)
 
@@ -278,10 +267,7 @@ def _today(now: datetime) -> date:
 
 def new_case(filing: CaseFiling, policy: Policy, now: datetime, actor: Actor) -> Decision:
     """The state of a freshly filed case and its FILED ledger entry."""
-    try:
-        policy.ladder(filing.ladder_profile)
-    except KeyError as e:
-        raise InvalidFilingError(f"case {filing.case_no}: {e.args[0]}") from None
+    check_filing(filing, policy)
     state = CaseState(filing=filing, stage_entered_at=now, filed_at=now, policy=policy)
     b = _Builder(state, now)
     b.record(
@@ -403,6 +389,8 @@ def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) 
         return b.decision()
     s.deadline = computed
     s.deadline_source = source
+    if source is not None and source.base_due_date is not None and s.suspensions:
+        s.suspensions[-1].excluded_days = computed.explanation.excluded_days
     b.record(
         "DEADLINE_SET",
         SYSTEM_ACTOR,
@@ -430,47 +418,6 @@ def _need(req: ActionRequest, rule: Rule) -> None:
         raise MissingInputError(f"{rule.action} needs: {', '.join(missing)}")
 
 
-def _require(state: CaseState, rule: Rule, req: ActionRequest) -> None:
-    for cond in rule.requires:
-        match cond:
-            case "complete":
-                if missing := missing_for_transfer(state.filing):
-                    raise IncompleteCaseError(
-                        f"case {state.case_no} cannot be transferred; missing: {', '.join(missing)}"
-                    )
-            case "deadline":
-                if state.deadline is None:
-                    raise InvalidTransitionError(f"stage {state.stage} has no deadline")
-            case "no_pending_extension":
-                if state.extension_request is not None:
-                    raise InvalidTransitionError("an extension request is already pending")
-            case "pending_extension":
-                if state.extension_request is None:
-                    raise InvalidTransitionError("no extension request is pending")
-            case "not_suspended":
-                if state.suspension is not None:
-                    raise InvalidTransitionError("the case is suspended")
-            case "suspended":
-                if state.suspension is None:
-                    raise InvalidTransitionError("the case is not suspended")
-            case "open_objection":
-                if _find_objection(state, req.objection_id) is None:
-                    raise InvalidTransitionError(
-                        f"no open objection {req.objection_id or ''}".rstrip()
-                    )
-            case _:
-                raise AssertionError(f"unknown precondition {cond}")
-
-
-def _find_objection(state: CaseState, objection_id: str | None) -> Objection | None:
-    if state.posting is None:
-        return None
-    for o in state.posting.objections:
-        if o.ruling is None and (objection_id is None or o.objection_id == objection_id):
-            return o
-    return None
-
-
 def validate(state: CaseState, req: ActionRequest, now: datetime) -> Rule:
     """Every check an action must pass before anything is recorded.
 
@@ -487,7 +434,7 @@ def validate(state: CaseState, req: ActionRequest, now: datetime) -> Rule:
         )
     check_stage(state, rule)
     _need(req, rule)
-    _require(state, rule, req)
+    check_preconditions(state, rule, req.objection_id)
     _check_payload(state, req, now)
     return rule
 
@@ -496,7 +443,7 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
     today = _today(now)
     match req.action:
         case Action.AMEND:
-            _amended(state.filing, req)  # raises on an invalid amendment
+            _amended(state.filing, req, state.policy)  # raises on an invalid amendment
         case Action.COMPLETE_MEASURE:
             seqs = {m.seq for m in state.filing.measures}
             if req.measure_seq not in seqs:
@@ -558,14 +505,36 @@ def _check_extension(state: CaseState, new_due: date, today: date) -> None:
         )
 
 
-def _amended(f: CaseFiling, req: ActionRequest) -> CaseFiling:
+def _amended(f: CaseFiling, req: ActionRequest, policy: Policy) -> CaseFiling:
     assert req.amendment is not None
     changes = req.amendment.model_dump(exclude_none=True)
     if not changes:
         raise MissingInputError("the amendment changes nothing")
     data = f.model_dump()
     data.update({k: getattr(req.amendment, k) for k in changes})
-    return CaseFiling.model_validate(data)
+    try:
+        filing = CaseFiling.model_validate(data)
+    except ValidationError as e:
+        fields = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise InvalidFilingError(f"the amendment makes the case invalid: {fields}") from None
+    check_filing(filing, policy)
+    return filing
+
+
+def check_filing(filing: CaseFiling, policy: Policy) -> None:
+    """Consistency a filing needs beyond its field types (ladder profile, deadline spec).
+
+    Raises:
+        InvalidFilingError: naming the case and the problem.
+    """
+    try:
+        policy.ladder(filing.ladder_profile)
+        if filing.deadline is not None:
+            validate_spec(filing.deadline)
+    except KeyError as e:
+        raise InvalidFilingError(f"case {filing.case_no}: {e.args[0]}") from None
+    except CaseError as e:
+        raise InvalidFilingError(f"case {filing.case_no}: {e}") from None
 
 
 def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
@@ -589,7 +558,7 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
 
     match a:
         case Action.AMEND:
-            s.filing = _amended(s.filing, req)
+            s.filing = _amended(s.filing, req, s.policy)
             b.record(
                 a.value,
                 actor,
@@ -645,14 +614,14 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
         case Action.OBJECT:
             _object(b, req)
         case Action.UPHOLD_OBJECTION:
-            obj = _find_objection(s, req.objection_id)
+            obj = find_objection(s, req.objection_id)
             assert obj is not None
             obj.ruling, obj.ruled_at = "UPHELD", now
             s.cycle += 1
             _enter(b, Stage.RECTIFYING, new_due=req.new_due_date, rework=True)
             transition(Stage.RECTIFYING, objection_id=obj.objection_id, cycle=s.cycle)
         case Action.DISMISS_OBJECTION:
-            obj = _find_objection(s, req.objection_id)
+            obj = find_objection(s, req.objection_id)
             assert obj is not None and s.posting is not None
             obj.ruling, obj.ruled_at = "DISMISSED", now
             if s.posting.open_objection() is None and s.posting.remaining_seconds is not None:

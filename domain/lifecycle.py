@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.enums import Action, CaseKind, Role, Stage
-from domain.errors import InvalidTransitionError, NotAuthorizedError
-from domain.model import Actor, CaseState
+from domain.enums import Action, CaseKind, ReferralStatus, Role, Rung, Stage
+from domain.errors import CaseError, IncompleteCaseError, InvalidTransitionError, NotAuthorizedError
+from domain.model import Actor, CaseFiling, CaseState, Objection
 
 ALL_KINDS = frozenset(CaseKind)
 # Stages in which the case is "live" after transfer: escalation and accountability apply.
@@ -103,6 +103,7 @@ RULES: tuple[Rule, ...] = (
         _RU,
         None,
         needs=("measure_seq",),
+        requires=("measure_pending",),
     ),
     Rule(
         Action.SUBMIT_COMPLETION,
@@ -252,6 +253,7 @@ RULES: tuple[Rule, ...] = (
         _OFFICE,
         None,
         needs=("rung", "reason"),
+        requires=("higher_rung",),
     ),
     Rule(
         Action.REFER_ACCOUNTABILITY,
@@ -268,6 +270,7 @@ RULES: tuple[Rule, ...] = (
         None,
         needs=("referral_id",),
         notify=_N_OFFICE,
+        requires=("open_referral",),
     ),
     Rule(
         Action.CONCLUDE_REFERRAL,
@@ -276,6 +279,7 @@ RULES: tuple[Rule, ...] = (
         None,
         needs=("referral_id", "reason"),
         notify=_N_OFFICE,
+        requires=("accepted_referral",),
     ),
     Rule(
         Action.REOPEN,
@@ -367,7 +371,10 @@ def authorize(state: CaseState, actor: Actor, rule: Rule) -> None:
 
 
 def check_stage(state: CaseState, rule: Rule) -> None:
-    """Raise InvalidTransitionError unless the action fits the case's kind and stage."""
+    """Raise InvalidTransitionError unless the action fits the case's kind and stage.
+
+    A suspended case (中止) keeps its stage until it is resumed.
+    """
     if state.filing.kind not in rule.kinds:
         raise InvalidTransitionError(
             f"{rule.action} does not apply to {state.filing.kind} cases"
@@ -377,16 +384,97 @@ def check_stage(state: CaseState, rule: Rule) -> None:
             f"{rule.action} is not allowed in stage {state.stage} "
             f"(allowed in: {', '.join(sorted(s.value for s in rule.from_stages))})"
         )
+    if state.suspension is not None and rule.to_stage is not None:
+        raise InvalidTransitionError(
+            f"case {state.case_no} is suspended (中止) since {state.suspension.start:%Y-%m-%d}; "
+            "resume it first"
+        )
+
+
+def missing_for_transfer(f: CaseFiling) -> list[str]:
+    """What a case lacks before it can be transferred (domain.md §2.1 four-clear rule)."""
+    missing = []
+    if not f.responsible_units:
+        missing.append("responsible_units (主体责任单位)")
+    if not f.lead_supervising_units:
+        missing.append("lead_supervising_units (牵头督导单位)")
+    if f.kind is CaseKind.PETITION:
+        if not (f.complaint or f.problem):
+            missing.append("complaint (举报内容)")
+    else:
+        if not f.target:
+            missing.append("target (整改目标)")
+        if not f.measures:
+            missing.append("measures (整改措施)")
+        if f.deadline is None:
+            missing.append("deadline (整改时限)")
+    return missing
+
+
+def find_objection(state: CaseState, objection_id: str | None) -> Objection | None:
+    """The open objection with this id (any open one when None)."""
+    if state.posting is None:
+        return None
+    for o in state.posting.objections:
+        if o.ruling is None and (objection_id is None or o.objection_id == objection_id):
+            return o
+    return None
+
+
+def check_preconditions(state: CaseState, rule: Rule, objection_id: str | None = None) -> None:
+    """Raise unless the case meets the rule's named preconditions (`Rule.requires`)."""
+    for cond in rule.requires:
+        match cond:
+            case "complete":
+                if missing := missing_for_transfer(state.filing):
+                    raise IncompleteCaseError(
+                        f"case {state.case_no} cannot be transferred; missing: {', '.join(missing)}"
+                    )
+            case "deadline":
+                if state.deadline is None:
+                    raise InvalidTransitionError(f"stage {state.stage} has no deadline")
+            case "no_pending_extension":
+                if state.extension_request is not None:
+                    raise InvalidTransitionError("an extension request is already pending")
+            case "pending_extension":
+                if state.extension_request is None:
+                    raise InvalidTransitionError("no extension request is pending")
+            case "not_suspended":
+                if state.suspension is not None:
+                    raise InvalidTransitionError("the case is suspended")
+            case "suspended":
+                if state.suspension is None:
+                    raise InvalidTransitionError("the case is not suspended")
+            case "open_objection":
+                if find_objection(state, objection_id) is None:
+                    raise InvalidTransitionError(f"no open objection {objection_id or ''}".rstrip())
+            case "open_referral" | "accepted_referral":
+                wanted = ReferralStatus.OPEN if cond == "open_referral" else ReferralStatus.ACCEPTED
+                if not any(r.status is wanted for r in state.referrals):
+                    raise InvalidTransitionError(f"the case has no {wanted.value.lower()} referral")
+            case "measure_pending":
+                if {m.seq for m in state.filing.measures} <= set(state.measures_done):
+                    raise InvalidTransitionError("every measure is already done")
+            case "higher_rung":
+                if state.escalation.level >= len(Rung):
+                    raise InvalidTransitionError("the case is already at the last rung (移交问责)")
+            case _:
+                raise AssertionError(f"unknown precondition {cond}")
 
 
 def allowed_actions(state: CaseState, actor: Actor) -> list[Action]:
-    """The actions this actor may take on the case now (for the admin tool's buttons)."""
+    """The actions this actor may take on the case now (for the admin tool's buttons).
+
+    Checks kind, stage, role, unit and preconditions; what remains is the
+    payload (a reason, a date, criteria), which the form collects.
+    """
     out = []
     for rule in RULES:
         try:
             check_stage(state, rule)
             authorize(state, actor, rule)
-        except (InvalidTransitionError, NotAuthorizedError):
+            check_preconditions(state, rule)
+        except CaseError:
             continue
         out.append(rule.action)
     return out

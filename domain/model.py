@@ -120,8 +120,9 @@ class VerificationCriteria(BaseModel):
             "eco_restored": self.eco_restored,
             "pollution_eliminated": self.pollution_eliminated,
             "public_satisfied": self.public_satisfied,
+            "measures_all_done": self.measures_all_done,
         }
-        return [k for k, c in named.items() if c.met and not c.evidence]
+        return [k for k, c in named.items() if c is not None and c.met and not c.evidence]
 
 
 class ActionRequest(BaseModel):

@@ -6,7 +6,7 @@ import pytest
 
 from domain.decide import decide
 from domain.enums import Action, ReferralPath, Role, Stage
-from domain.errors import MissingInputError, NotAuthorizedError
+from domain.errors import InvalidTransitionError, MissingInputError, NotAuthorizedError
 from domain.lifecycle import RULES, Rule, allowed_actions, authorize, rule_for
 from domain.model import Actor
 from domain.policy import Policy
@@ -119,8 +119,11 @@ def test_discipline_commission_may_act_only_on_referrals(rule: Rule):
 
 
 def test_discipline_commission_cannot_accept_a_referral_that_does_not_exist():
-    """ACCEPT_REFERRAL names an existing referral; an unknown id is refused."""
+    """ACCEPT_REFERRAL names an existing referral; an unknown id, or none at all, is refused."""
     s, now = state_in(Stage.RECTIFYING)
+    with pytest.raises(InvalidTransitionError, match="no open referral"):
+        decide(s, request(Action.ACCEPT_REFERRAL, DISCIPLINE, referral_id=f"{s.case_no}-R1"), now)
+    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期")
 
     with pytest.raises(MissingInputError, match="no referral"):
         decide(s, request(Action.ACCEPT_REFERRAL, DISCIPLINE, referral_id=f"{s.case_no}-R9"), now)

@@ -323,7 +323,7 @@ def test_concluding_a_referral_before_it_is_accepted_is_refused():
     s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="x")
     rid = s.referrals[0].referral_id
 
-    with pytest.raises(InvalidTransitionError, match="OPEN"):
+    with pytest.raises(InvalidTransitionError, match="no accepted referral"):
         decide(s, request(Action.CONCLUDE_REFERRAL, DISCIPLINE, referral_id=rid, reason="x"), now)
     s = act(s, Action.ACCEPT_REFERRAL, DISCIPLINE, now, referral_id=rid)
     with pytest.raises(InvalidTransitionError):
