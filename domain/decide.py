@@ -373,29 +373,22 @@ def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) 
     b = _Builder(state, now)
     s = b.state
     source, s.pending_deadline = s.pending_deadline, None
-    if computed.purpose == "POSTING":
+    posting = computed.purpose == "POSTING"
+    if posting:
         if s.posting is not None:
             s.posting.ends_at = computed.due_at
-        b.record(
-            "DEADLINE_SET",
-            SYSTEM_ACTOR,
-            reason=f"公示期至 {computed.due_date}",
-            purpose="POSTING",
-            stage=computed.stage,
-            due_date=computed.due_date.isoformat(),
-            due_at=computed.due_at.isoformat(),
-            explanation=computed.explanation.model_dump(mode="json"),
-        )
-        return b.decision()
-    s.deadline = computed
-    s.deadline_source = source
-    if source is not None and source.base_due_date is not None and s.suspensions:
-        s.suspensions[-1].excluded_days = computed.explanation.excluded_days
+        reason = f"公示期至 {computed.due_date}"
+    else:
+        s.deadline = computed
+        s.deadline_source = source
+        if source is not None and source.base_due_date is not None and s.suspensions:
+            s.suspensions[-1].excluded_days = computed.explanation.excluded_days
+        reason = f"{STAGE_LABELS_ZH[computed.stage]} 期限 {computed.due_date}"
     b.record(
         "DEADLINE_SET",
         SYSTEM_ACTOR,
-        reason=f"{STAGE_LABELS_ZH[computed.stage]} 期限 {computed.due_date}",
-        purpose="STAGE",
+        reason=reason,
+        purpose=computed.purpose,
         stage=computed.stage,
         due_date=computed.due_date.isoformat(),
         due_at=computed.due_at.isoformat(),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
-__all__ = ["PortInUseError", "ensure_port_free", "find_free_port", "is_port_free"]
+__all__ = ["PortInUseError", "ensure_port_free", "find_free_port", "is_port_free", "tail_of_file"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -40,3 +42,14 @@ def ensure_port_free(port: int, host: str = LOOPBACK, *, what: str = "server") -
             f"Cannot start {what}: {host}:{port} is already in use "
             f"(another instance still running? check with `ss -ltnp 'sport = :{port}'`)"
         )
+
+
+def tail_of_file(path: Path, start: int = 0, limit: int = 4000) -> str:
+    """The last `limit` bytes of a log file written since offset `start` (for error messages)."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(start, size - limit))
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return "<no log>"

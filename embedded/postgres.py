@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import quote
 
 from embedded.ports import LOOPBACK, ensure_port_free
+from embedded.ports import tail_of_file as _tail
 
 __all__ = ["DEFAULT_SYSTEM_USER", "EmbeddedPostgres", "EmbeddedPostgresError"]
 
@@ -87,16 +88,6 @@ def _quote_ident(name: str) -> str:
 
 def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _tail(path: Path, start: int = 0, limit: int = _LOG_TAIL_BYTES) -> str:
-    try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(start, size - limit))
-            return fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return "<no log>"
 
 
 class EmbeddedPostgres:
@@ -398,7 +389,7 @@ class EmbeddedPostgres:
                 self._pg_ctl_stop()
             raise EmbeddedPostgresError(
                 f"Could not start PostgreSQL on {LOOPBACK}:{self.port}: {exc}\n"
-                f"--- tail of {self.log_file} ---\n{_tail(self.log_file, log_offset)}"
+                f"--- tail of {self.log_file} ---\n{_tail(self.log_file, log_offset, _LOG_TAIL_BYTES)}"
             ) from exc
         self._postmaster_pid = self._postmaster_running_pid()
 

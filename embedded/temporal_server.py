@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from embedded.binaries import TEMPORAL_CLI, TEMPORAL_CLI_ENV, find_binary
 from embedded.ports import LOOPBACK, ensure_port_free
+from embedded.ports import tail_of_file as _tail
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -62,16 +63,6 @@ class DevServerError(RuntimeError):
 
 class _FatalStartupError(Exception):
     """Startup problem that retrying cannot fix (deliberately not a RuntimeError)."""
-
-
-def _tail(path: Path, start: int = 0, limit: int = _LOG_TAIL_BYTES) -> str:
-    try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(start, size - limit))
-            return fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return "<no log>"
 
 
 class DevServer:
@@ -249,14 +240,14 @@ class DevServer:
             if code is not None:
                 raise DevServerError(
                     f"temporal dev server exited with code {code} during startup\n"
-                    f"--- tail of {self._log_path} ---\n{_tail(self._log_path, log_offset)}"
+                    f"--- tail of {self._log_path} ---\n{_tail(self._log_path, log_offset, _LOG_TAIL_BYTES)}"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DevServerError(
                     f"temporal dev server at {self.address} not ready after "
                     f"{self.start_timeout:.0f}s (last error: {last_error!r})\n"
-                    f"--- tail of {self._log_path} ---\n{_tail(self._log_path, log_offset)}"
+                    f"--- tail of {self._log_path} ---\n{_tail(self._log_path, log_offset, _LOG_TAIL_BYTES)}"
                 )
             try:
                 # Cheap TCP probe first: Client.connect on a closed port retries for a while.

@@ -31,16 +31,11 @@ _SA_TYPES = {
 @pytest_asyncio.fixture(scope="session")
 async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real, migrated PostgreSQL 18 for the whole session (DATABASE_URL overrides it)."""
-    if url := os.environ.get("TEST_DATABASE_URL"):
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield url
-        return
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), find_free_port(), fast=True)
-    url = await pg.start()
+    pg = None
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), find_free_port(), fast=True)
+        url = await pg.start()
     try:
         conn = await asyncpg.connect(url)
         try:
@@ -49,7 +44,8 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
             await conn.close()
         yield url
     finally:
-        await pg.stop()
+        if pg is not None:
+            await pg.stop()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
@@ -17,7 +19,8 @@ from domain.enums import Action, CaseKind, DeadlineKind, Role, Stage
 from domain.model import ActionRequest, Actor, CaseFiling, CaseState, DeadlineSpec, Measure
 from domain.policy import Policy
 from workflows import client as ops
-from workflows.contracts import ActionResult
+from embedded import find_temporal_cli
+from workflows.contracts import SEARCH_ATTRIBUTE_KEYS, ActionResult
 
 _STARTED: list[str] = []
 
@@ -127,3 +130,14 @@ class CaseDriver:
     async def handle_history_events(self) -> list[Any]:
         h = self.client.get_workflow_handle(f"case-{self.case_no}")
         return [e async for e in h.fetch_history_events()]
+
+
+async def start_dev_env() -> WorkflowEnvironment:
+    """The real dev server with its (experimental) per-workflow time skipping."""
+    return await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=find_temporal_cli(),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+        search_attributes=SEARCH_ATTRIBUTE_KEYS,
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )

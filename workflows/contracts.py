@@ -24,6 +24,8 @@ CASE_DUE_AT = SearchAttributeKey.for_datetime("CaseDueAt")
 ESCALATION_RUNG = SearchAttributeKey.for_int("EscalationRung")
 INSPECTION_ROUND = SearchAttributeKey.for_keyword("InspectionRound")
 
+SEARCH_ATTRIBUTE_KEYS = [CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND]
+
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "CaseStage": "Keyword",
     "CaseKind": "Keyword",
@@ -87,6 +89,7 @@ __all__ = [
     "ESCALATION_RUNG",
     "INSPECTION_ROUND",
     "SEARCH_ATTRIBUTES",
+    "SEARCH_ATTRIBUTE_KEYS",
     "case_workflow_id",
     "CaseWorkflowInput",
     "CaseWorkflowResult",

@@ -15,35 +15,19 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import local_date
 from domain.enums import Action, Stage
-from embedded import find_temporal_cli
-from tests.harness import LEAD, OFFICE, RU, CaseDriver, case_worker, criteria, make_filing
-from workflows.contracts import (
-    CASE_DUE_AT,
-    CASE_KIND,
-    CASE_STAGE,
-    ESCALATION_RUNG,
-    INSPECTION_ROUND,
-    RESPONSIBLE_UNITS,
-    case_workflow_id,
-)
+from tests.harness import LEAD, OFFICE, RU, CaseDriver, case_worker, criteria, make_filing, start_dev_env
+from workflows.contracts import case_workflow_id
 
 pytestmark = pytest.mark.devserver
 
 
 @pytest_asyncio.fixture(scope="module")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping_v2(
-        dev_server_existing_path=find_temporal_cli(),
-        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
-        search_attributes=[CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND],
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
+    env = await start_dev_env()
     yield env
     await env.shutdown()
 

@@ -19,24 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.migrate import migrate
 from domain.calendar import local_date
 from domain.enums import Action, LookbackFinding
 from domain.policy import Policy
-from embedded import EmbeddedPostgres, find_free_port, find_temporal_cli
-from tests.harness import LEAD, OFFICE, PUBLIC, RU, CaseDriver, case_worker, criteria, make_filing
-from workflows.contracts import (
-    CASE_DUE_AT,
-    CASE_KIND,
-    CASE_STAGE,
-    ESCALATION_RUNG,
-    INSPECTION_ROUND,
-    RESPONSIBLE_UNITS,
-    case_workflow_id,
-)
+from embedded import EmbeddedPostgres, find_free_port
+from tests.harness import LEAD, OFFICE, PUBLIC, RU, CaseDriver, case_worker, criteria, make_filing, start_dev_env
+from workflows.contracts import case_workflow_id
 
 OUT = Path(__file__).resolve().parent / "histories"
 
@@ -121,13 +112,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", find_free_port(), fast=True)
         url = await pg.start()
-        env = await WorkflowEnvironment.start_time_skipping_v2(
-            dev_server_existing_path=find_temporal_cli(),
-            dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
-            search_attributes=[CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND],
-            data_converter=pydantic_data_converter,
-            ui=False,
-        )
+        env = await start_dev_env()
         try:
             conn = await asyncpg.connect(url)
             await migrate(conn)
