@@ -55,6 +55,7 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    smtp_ssl: bool = False
     smtp_from: str = "case-engine@localhost"
     notice_domain: str = "case-engine.local"
     notice_poll_seconds: int = 2
@@ -80,6 +81,7 @@ class Settings:
             smtp_user=_env("SMTP_USER", d.smtp_user),
             smtp_password=_env("SMTP_PASSWORD", d.smtp_password),
             smtp_starttls=_bool("SMTP_STARTTLS", d.smtp_starttls),
+            smtp_ssl=_bool("SMTP_SSL", d.smtp_ssl),
             smtp_from=_env("SMTP_FROM", d.smtp_from),
             notice_domain=_env("NOTICE_DOMAIN", d.notice_domain),
             notice_poll_seconds=_int("NOTICE_POLL_SECONDS", d.notice_poll_seconds),

@@ -77,6 +77,7 @@ def smtp_config(settings: Settings) -> SmtpConfig:
         user=settings.smtp_user,
         password=settings.smtp_password,
         starttls=settings.smtp_starttls,
+        ssl=settings.smtp_ssl,
         sender=settings.smtp_from,
         domain=settings.notice_domain,
     )

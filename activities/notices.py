@@ -51,12 +51,14 @@ class SmtpConfig:
         user: str = "",
         password: str = "",
         starttls: bool = False,
+        ssl: bool = False,
         sender: str = "case-engine@localhost",
         domain: str = "case-engine.local",
         timeout: float = 30.0,
     ) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
-        self.starttls, self.sender, self.domain, self.timeout = starttls, sender, domain, timeout
+        self.starttls, self.ssl = starttls, ssl
+        self.sender, self.domain, self.timeout = sender, domain, timeout
 
     @property
     def enabled(self) -> bool:
@@ -89,6 +91,7 @@ class NoticeSender:
             username=self._smtp.user or None,
             password=self._smtp.password or None,
             start_tls=self._smtp.starttls,
+            use_tls=self._smtp.ssl,
             timeout=self._smtp.timeout,
         )
 

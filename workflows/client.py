@@ -109,13 +109,22 @@ async def act(
             error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         except RPCError as e:
-            error_type, message = "CaseNotFoundError" if "not found" in str(e).lower() else "RPCError", str(e)
+            error_type, message = _rpc_refusal(case_no, e)
         if error_type != "CaseNotReadyError" or attempt == _NOT_READY_RETRIES:
             break
         await asyncio.sleep(0.2 * (attempt + 1))  # the case is loading its policy
     if pool is not None:
         await record_refusal(pool, case_no, req, error_type, message)
     raise ActionRefusedError(case_no, error_type, message)
+
+
+def _rpc_refusal(case_no: str, e: RPCError) -> tuple[str, str]:
+    text = str(e).lower()
+    if "not found" in text:
+        return "CaseNotFoundError", f"no case {case_no} has been filed"
+    if "already completed" in text:
+        return "CaseArchivedError", f"case {case_no} is archived (its look-back window is over)"
+    return "RPCError", str(e)
 
 
 async def record_refusal(pool: asyncpg.Pool, case_no: str, req: ActionRequest, error_type: str, message: str) -> None:
