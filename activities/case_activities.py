@@ -40,7 +40,7 @@ INSERT INTO case_projection AS p (
     escalation_level, escalation_max_level, suspended, cycle, reopen_count, open_referrals,
     filed_at, closed_at, last_seq, policy_version, filing, detail, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $17, $18,
-        $19, $20, $21, $22, $23, $24::jsonb, $25::jsonb, clock_timestamp())
+        $19, $20, $21, $22, $23, COALESCE($24::jsonb, 'null'::jsonb), $25::jsonb, clock_timestamp())
 ON CONFLICT (case_no) DO UPDATE SET
     kind = EXCLUDED.kind, title = EXCLUDED.title, stage = EXCLUDED.stage,
     stage_entered_at = EXCLUDED.stage_entered_at, responsible_units = EXCLUDED.responsible_units,
@@ -52,7 +52,9 @@ ON CONFLICT (case_no) DO UPDATE SET
     cycle = EXCLUDED.cycle, reopen_count = EXCLUDED.reopen_count,
     open_referrals = EXCLUDED.open_referrals, closed_at = EXCLUDED.closed_at,
     last_seq = EXCLUDED.last_seq, policy_version = EXCLUDED.policy_version,
-    filing = EXCLUDED.filing, detail = EXCLUDED.detail, updated_at = clock_timestamp()
+    filing = CASE WHEN $24::jsonb IS NULL THEN p.filing ELSE EXCLUDED.filing END,
+    detail = EXCLUDED.detail,
+    updated_at = clock_timestamp()
 WHERE p.last_seq <= EXCLUDED.last_seq
 """
 
@@ -126,7 +128,8 @@ class CaseActivities:
                 p.deadline.model_dump_json() if p.deadline else None,
                 p.escalation_level, p.escalation_max_level, p.suspended, p.cycle, p.reopen_count,
                 p.open_referrals, p.filed_at, p.closed_at, p.last_seq, p.policy_version,
-                p.filing.model_dump_json(), json.dumps(p.detail, ensure_ascii=False, default=str),
+                p.filing.model_dump_json() if p.filing else None,
+                json.dumps(p.detail, ensure_ascii=False, default=str),
             )
             if inp.notices:
                 await conn.executemany(

@@ -869,11 +869,14 @@ class CaseProjection(BaseModel):
     closed_at: datetime | None
     last_seq: int
     policy_version: str
-    filing: CaseFiling
+    filing: CaseFiling | None  # only when it changed (FILED, AMEND): keeps history small
     detail: dict[str, Any]
 
 
-def projection(state: CaseState) -> CaseProjection:
+FILING_EVENTS = frozenset({"FILED", Action.AMEND.value})
+
+
+def projection(state: CaseState, with_filing: bool = True) -> CaseProjection:
     """Build the projection row of a case from its state."""
     s = state
     f = s.filing
@@ -900,7 +903,7 @@ def projection(state: CaseState) -> CaseProjection:
         closed_at=s.closed_at,
         last_seq=s.seq,
         policy_version=s.policy.version,
-        filing=f,
+        filing=f if with_filing else None,
         detail=s.model_dump(
             mode="json",
             include={

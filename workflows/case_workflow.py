@@ -163,7 +163,9 @@ class CaseWorkflow:
                 RecordInput(
                     entries=entries,
                     notices=notices,
-                    projection=d.projection(self._state),
+                    projection=d.projection(
+                        self._state, with_filing=any(e.event in d.FILING_EVENTS for e in entries)
+                    ),
                     workflow_run_id=workflow.info().run_id,
                 ),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, date, datetime
 from email import message_from_bytes as _parse
@@ -181,3 +182,17 @@ async def test_migrations_are_recorded_and_an_edited_migration_is_refused(
             await migrate(conn, edited)
     finally:
         await conn.close()
+
+
+async def test_a_projection_without_the_filing_keeps_the_stored_one(pool: asyncpg.Pool) -> None:
+    """Later writes omit the unchanged filing (smaller histories); the stored filing stays."""
+    inp = _record_input()
+    await ActivityEnvironment().run(CaseActivities(pool).record_case_events, inp)
+    later = inp.model_copy(update={
+        "entries": [],
+        "projection": inp.projection.model_copy(update={"filing": None, "last_seq": inp.projection.last_seq + 1}),
+    })
+    await ActivityEnvironment().run(CaseActivities(pool).record_case_events, later)
+    row = await pool.fetchrow("SELECT filing, last_seq FROM case_projection WHERE case_no = $1", inp.projection.case_no)
+    assert json.loads(row["filing"])["case_no"] == inp.projection.case_no
+    assert row["last_seq"] == inp.projection.last_seq + 1
