@@ -11,7 +11,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
@@ -133,8 +133,13 @@ class CaseDriver:
 
 
 async def start_dev_env() -> WorkflowEnvironment:
-    """The real dev server with its (experimental) per-workflow time skipping."""
+    """The real dev server with its (experimental) per-workflow time skipping.
+
+    Cases run in real time; `env.fast_forward(handle, duration)` skips one
+    case's clock ahead by exactly `duration` when a test needs it.
+    """
     return await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
         dev_server_existing_path=find_temporal_cli(),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
         search_attributes=SEARCH_ATTRIBUTE_KEYS,

@@ -1,7 +1,7 @@
 """End to end on the real Temporal dev server: worker + PostgreSQL + a case through the whole path.
 
-The dev server runs with its (experimental) per-workflow time skipping, so the
-7-day public posting passes in a moment; everything else is real time. This is
+The dev server runs with its (experimental) per-workflow time skipping: the case
+runs in real time and the test skips its clock over the 7-day public posting. This is
 also where visibility (search attributes, list queries) is tested: the Java
 test server has no list API.
 """
@@ -55,6 +55,18 @@ async def test_a_case_goes_through_the_whole_path_on_the_dev_server(
         await c.do(Action.ACKNOWLEDGE, RU)
         ids = await _listed(dev_env, f'CaseStage = "RECTIFYING" AND ResponsibleUnits = "{RU.unit}"')
         assert case_workflow_id(c.case_no) in ids
+        due = (await c.state()).deadline.due_at
+        wid = case_workflow_id(c.case_no)
+        def rfc3339(t: datetime) -> str:
+            return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        by_due = await _listed(
+            dev_env,
+            f'WorkflowId = "{wid}" AND CaseDueAt > "{rfc3339(due - timedelta(minutes=1))}" '
+            f'AND CaseDueAt < "{rfc3339(due + timedelta(minutes=1))}" '
+            'AND EscalationRung = 0 AND CaseKind = "FEEDBACK_PROBLEM"',
+        )
+        assert by_due == [wid]
         await c.do(Action.SUBMIT_COMPLETION, RU)
         await c.do(Action.PRELIM_PASS, LEAD)
         handle = client.get_workflow_handle(case_workflow_id(c.case_no))

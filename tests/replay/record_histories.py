@@ -72,8 +72,7 @@ async def escalation_to_last_rung(env: WorkflowEnvironment, c: CaseDriver) -> No
 
 
 async def objection(env: WorkflowEnvironment, c: CaseDriver) -> None:
-    with env.with_time_skipping_disabled():  # real time: the posting must stay open
-        await c.file()
+    await c.file()
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
     await c.do(Action.SUBMIT_COMPLETION, RU)
@@ -90,8 +89,7 @@ async def reopen(env: WorkflowEnvironment, c: CaseDriver) -> None:
 
 
 async def continue_as_new(env: WorkflowEnvironment, c: CaseDriver) -> None:
-    with env.with_time_skipping_disabled():
-        await c.file(policy=Policy(max_history_events=60))
+    await c.file(policy=Policy(max_history_events=60))
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
     for i in range(12):
@@ -128,7 +126,13 @@ async def main() -> int:
                     wid = case_workflow_id(c.case_no)
                     runs = [w async for w in env.client.list_workflows(f'WorkflowId = "{wid}"')]
                     for i, run in enumerate(sorted(runs, key=lambda r: r.start_time)):
-                        hist = await env.client.get_workflow_handle(wid, run_id=run.run_id).fetch_history()
+                        handle = env.client.get_workflow_handle(wid, run_id=run.run_id)
+                        hist = await handle.fetch_history()
+                        for _ in range(50):  # a run just continued-as-new: let its first task finish
+                            if len(hist.events) >= 3:
+                                break
+                            await asyncio.sleep(0.1)
+                            hist = await handle.fetch_history()
                         suffix = "" if len(runs) == 1 else f"_run{i + 1}"
                         (OUT / f"{name}{suffix}.json").write_text(hist.to_json())
                         print(f"{name}{suffix}: {len(hist.events)} events")

@@ -322,3 +322,27 @@ async def test_continue_as_new_keeps_the_case_state(
         final = await c.state()
         assert final.stage is Stage.PRELIM_REVIEW
         assert [r["seq"] for r in await c.ledger()] == list(range(1, final.seq + 1))
+
+
+async def test_suspension_stops_the_clock_and_resume_moves_the_due_date(
+    ts_env: WorkflowEnvironment, ts_client: Client, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """While suspended (中止) no rung fires; on resume the due date moves by the excluded days."""
+    async with case_worker(ts_client, pool, task_queue):
+        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=10)))
+        await c.file()
+        await to_rectifying(c)
+        old_due = (await c.state()).deadline.due_date
+        await c.do(Action.SUSPEND, OFFICE, reason="涉诉,待法院判决")
+        with pytest.raises(ActionRefusedError) as refused:
+            await c.do(Action.SUBMIT_COMPLETION, RU)
+        assert refused.value.error_type == "InvalidTransitionError"
+        await ts_env.sleep(timedelta(days=40))
+        assert (await c.state()).escalation.fired == []
+        await c.do(Action.RESUME, OFFICE, reason="判决已生效")
+        state = await c.state()
+        assert state.suspension is None and state.suspensions[-1].excluded_days > 0
+        assert state.deadline.due_date > old_due
+        assert state.deadline.explanation.excluded_days == state.suspensions[-1].excluded_days
+        proj = await c.projection()
+        assert proj["due_date"] == state.deadline.due_date and proj["suspended"] is False
