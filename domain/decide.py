@@ -16,6 +16,7 @@ from domain.calendar import local_date
 from domain.deadlines import long_term_after_closure, validate_spec
 from domain.enums import (
     ACTION_LABELS_ZH,
+    EVENT_LABELS_ZH,
     RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
     Action,
@@ -224,19 +225,7 @@ def _label(event: str) -> str:
     try:
         return ACTION_LABELS_ZH[Action(event)]
     except ValueError:
-        return _SYSTEM_EVENT_LABELS.get(event, event)
-
-
-_SYSTEM_EVENT_LABELS = {
-    "FILED": "立案",
-    "DEADLINE_SET": "期限设定",
-    "ESCALATED": "逾期督办",
-    "OVERDUE_REMINDER": "逾期提醒",
-    "POSTING_ENDED": "公示期满",
-    "ESCALATION_STOPPED": "督办停止",
-    "ARCHIVED": "归档",
-    "REFERRAL_OPENED": "移交纪委监委",
-}
+        return EVENT_LABELS_ZH.get(event, event)
 
 
 def _subject(s: CaseState, event: str) -> str:

@@ -210,6 +210,18 @@ ACTION_LABELS_ZH: dict[Action, str] = {
     Action.RECALCULATE_DEADLINE: "重新计算期限",
 }
 
+# Ledger events written by the engine itself (human actions use ACTION_LABELS_ZH).
+EVENT_LABELS_ZH: dict[str, str] = {
+    "FILED": "立案",
+    "DEADLINE_SET": "期限设定",
+    "ESCALATED": "逾期督办",
+    "OVERDUE_REMINDER": "逾期提醒",
+    "POSTING_ENDED": "公示期满",
+    "ESCALATION_STOPPED": "督办停止",
+    "ARCHIVED": "归档",
+    "REFERRAL_OPENED": "移交纪委监委",
+}
+
 RUNG_LABELS_ZH: dict[Rung, str] = {
     Rung.NOTICE_LETTER: "函告",
     Rung.WARNING: "警示",
