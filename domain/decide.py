@@ -357,6 +357,16 @@ def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bo
     b.deadline_request = req
 
 
+def attach_deadline(notices: list[Notice], computed: ComputedDeadline) -> list[Notice]:
+    """Add the newly computed due date to notices written before it was known (e.g. 交办)."""
+    label = "公示截止 Posting ends" if computed.purpose == "POSTING" else "期限 Due"
+    line = f"{label}: {computed.due_date} 24:00 (Asia/Shanghai); {computed.explanation.rule}"
+    return [
+        n if "Due:" in n.body or "Posting ends:" in n.body else n.model_copy(update={"body": f"{n.body}\n{line}"})
+        for n in notices
+    ]
+
+
 def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) -> Decision:
     """Record a deadline computed by the calendar activity."""
     b = _Builder(state, now)

@@ -156,7 +156,7 @@ class CaseWorkflow:
             applied = d.apply_deadline(self._state, computed, workflow.now())
             self._state = applied.state
             entries += applied.entries
-            notices += applied.notices
+            notices = d.attach_deadline(notices, computed) + applied.notices
         if entries:
             await workflow.execute_activity(
                 "record_case_events",

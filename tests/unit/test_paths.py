@@ -30,6 +30,7 @@ from tests.unit.factories import (
     RU,
     RU2,
     act,
+    calendar,
     criteria,
     drive_to,
     full_petition_policy,
@@ -465,3 +466,17 @@ def test_new_case_records_the_policy_version_and_what_is_missing():
     assert entry.data["policy_version"] == "2099.9"
     assert entry.data["missing_for_transfer"] == ["target (整改目标)"]
     assert decision.state.policy.version == "2099.9"
+
+
+def test_transfer_notices_carry_the_due_date_once_it_is_computed():
+    """A 交办 notice is written before the deadline exists; the computed due date is added to it."""
+    from domain.decide import apply_deadline, attach_deadline, decide
+    from domain.deadlines import compute_deadline
+
+    s = new_state()
+    dec = decide(s, request(Action.TRANSFER, OFFICE), NOW)
+    assert dec.notices and all("Due:" not in n.body for n in dec.notices)
+    computed = compute_deadline(dec.deadline_request, calendar())
+    notices = attach_deadline(dec.notices, computed)
+    assert all(f"期限 Due: {computed.due_date}" in n.body for n in notices)
+    assert apply_deadline(dec.state, computed, NOW).state.deadline.due_date == computed.due_date
