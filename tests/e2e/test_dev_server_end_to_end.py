@@ -18,7 +18,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import local_date
-from domain.enums import Action, Stage
+from domain.enums import Action, Rung, Stage
 from tests.harness import LEAD, OFFICE, RU, CaseDriver, case_worker, criteria, make_filing, start_dev_env
 from workflows.contracts import case_workflow_id
 
@@ -86,3 +86,31 @@ async def test_a_case_goes_through_the_whole_path_on_the_dev_server(
         events = await c.events()
         assert events[0] == "FILED" and "POSTING_ENDED" in events and events[-1] == "RECORD_FILING"
         assert await pool.fetchval("SELECT count(*) FROM outbox WHERE case_no = $1", c.case_no) > 0
+
+
+async def test_a_case_survives_a_worker_restart(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """A worker stops mid-case; a new worker rebuilds the case from history and escalates on time."""
+    from config import Settings
+    from worker import build_worker
+
+    client = dev_env.client
+    today = local_date(datetime.now(UTC))
+    c = CaseDriver(client, pool, task_queue, make_filing(due=today + timedelta(days=3)))
+    async with build_worker(client, pool, Settings(), task_queue=task_queue):
+        assert (await c.file()).filed
+        await c.do(Action.TRANSFER, OFFICE)
+        await c.do(Action.ACKNOWLEDGE, RU)
+    events_before = await c.events()
+    async with case_worker(client, pool, task_queue):
+        await dev_env.fast_forward(client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=6))
+        for _ in range(50):
+            state = await c.state()
+            if state.escalation.level >= 1:
+                break
+            await asyncio.sleep(0.2)
+        assert state.escalation.fired[0].rung is Rung.NOTICE_LETTER
+        events = await c.events()
+        assert events[: len(events_before)] == events_before and "ESCALATED" in events
+        assert [r["seq"] for r in await c.ledger()] == list(range(1, state.seq + 1))

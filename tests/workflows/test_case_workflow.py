@@ -346,3 +346,4 @@ async def test_suspension_stops_the_clock_and_resume_moves_the_due_date(
         assert state.deadline.explanation.excluded_days == state.suspensions[-1].excluded_days
         proj = await c.projection()
         assert proj["due_date"] == state.deadline.due_date and proj["suspended"] is False
+

@@ -1,0 +1,64 @@
+"""The README's first command: `python -m embedded.run` starts, files the samples, stops, resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from embedded import find_free_port
+
+pytestmark = pytest.mark.devserver
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_until_ready(env: dict[str, str], log: Path, timeout: float = 120.0) -> subprocess.Popen[bytes]:
+    fh = log.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "embedded.run"], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "Press Ctrl-C to stop." in log.read_text(errors="replace"):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"run command did not become ready:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(timeout=60)
+
+
+def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same_data(tmp_path: Path) -> None:
+    """First run files 27 sample cases; Ctrl-C exits 0; the second run finds them already filed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
+    env.update(
+        CASE_ENGINE_DATA_DIR=str(tmp_path / "data"),
+        EMBEDDED_PG_PORT=str(find_free_port()),
+        EMBEDDED_TEMPORAL_PORT=str(find_free_port()),
+        EMBEDDED_TEMPORAL_UI_PORT=str(find_free_port()),
+        NOTICE_POLL_SECONDS="1",
+    )
+    first = _run_until_ready(env, tmp_path / "run1.log")
+    assert _interrupt(first) == 0
+    out1 = (tmp_path / "run1.log").read_text()
+    assert "27 filed, 5 refused" in out1
+    assert "FB-09: filed" in out1 and "PT-01: refused: PT-01: PETITION_BATCH_AGGREGATE is an aggregate" in out1
+    assert f"http://127.0.0.1:{env['EMBEDDED_TEMPORAL_UI_PORT']}" in out1
+    assert out1.rstrip().endswith("stopped.")
+
+    second = _run_until_ready(env, tmp_path / "run2.log")
+    assert _interrupt(second) == 0
+    out2 = (tmp_path / "run2.log").read_text()
+    assert "0 filed, 32 refused" in out2
+    assert "FB-09: refused: case number FB-09 is already filed" in out2
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data")], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "no postgres or temporal process is left running"
