@@ -40,6 +40,19 @@ async def to_rectifying(c: CaseDriver) -> None:
     assert await c.stage() is Stage.RECTIFYING
 
 
+async def open_case(
+    env: WorkflowEnvironment, client: Client, pool: asyncpg.Pool, task_queue: str,
+    days: int = 30, rectifying: bool = True, policy: Policy | None = None, **filing: object,
+) -> CaseDriver:
+    """File a case due in `days` (and take it to RECTIFYING unless told otherwise)."""
+    due = await today(env) + timedelta(days=days)
+    c = CaseDriver(client, pool, task_queue, make_filing(due=due, **filing))  # type: ignore[arg-type]
+    assert (await c.file(policy=policy)).filed
+    if rectifying:
+        await to_rectifying(c)
+    return c
+
+
 async def through_posting(env: WorkflowEnvironment, c: CaseDriver) -> None:
     """From RECTIFYING through 初审 and an unopposed 公示 to CLOSURE_APPLICATION."""
     await c.do(Action.SUBMIT_COMPLETION, RU, evidence=["doc:completion-report"])
@@ -54,9 +67,7 @@ async def test_feedback_problem_goes_from_filing_to_closure(
 ) -> None:
     """A feedback problem is filed, transferred, rectified, posted, verified, filed and closed (销号)."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=90)))
-        assert (await c.file()).filed
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=90)
         state = await c.state()
         assert state.deadline is not None and state.deadline.due_date == c.filing.deadline.due_date
         await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1)
@@ -103,9 +114,7 @@ async def test_prelim_review_rejected_sends_the_case_back_with_a_new_deadline(
 ) -> None:
     """初审 rejected returns the case to rectification, with a re-set deadline and cycle 2."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=30)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=30)
         await c.do(Action.SUBMIT_COMPLETION, RU)
         new_due = await today(ts_env) + timedelta(days=60)
         await c.do(Action.PRELIM_REJECT, LEAD, reason="佐证材料不全", new_due_date=new_due)
@@ -119,9 +128,7 @@ async def test_objection_upheld_during_posting_returns_the_case_to_rectifying(
 ) -> None:
     """An objection pauses 公示; dismissed it resumes, upheld it sends the case back."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=30)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=30)
         await c.do(Action.SUBMIT_COMPLETION, RU)
         await c.do(Action.PRELIM_PASS, LEAD)
         await ts_env.sleep(timedelta(days=2))
@@ -146,10 +153,7 @@ async def test_failed_verification_then_passed_closes_the_case(
 ) -> None:
     """验收 failed goes back to rectifying; a second round passes and closes into 长期坚持."""
     async with case_worker(ts_client, pool, task_queue):
-        filing = make_filing(due=await today(ts_env) + timedelta(days=40), long_term=True)
-        c = CaseDriver(ts_client, pool, task_queue, filing)
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=40, long_term=True)
         await through_posting(ts_env, c)
         await c.do(Action.APPLY_CLOSURE, RU)
         with pytest.raises(ActionRefusedError) as refused:
@@ -173,9 +177,7 @@ async def test_missed_deadline_climbs_every_rung_and_stops_when_the_unit_acts(
 ) -> None:
     """Overdue rectification climbs 函告 … 移交问责 over months; it stops once the unit completes."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=5)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=5)
         await ts_env.sleep(timedelta(days=150))  # > 60 working days after the due date
         state = await c.state()
         assert [f.rung for f in state.escalation.fired] == list(Rung)
@@ -205,9 +207,7 @@ async def test_escalation_stops_climbing_after_the_unit_completes_mid_ladder(
 ) -> None:
     """Once the unit submits completion at rung 2, no further rung fires."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=3)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=3)
         due = (await c.state()).deadline
         second = due.escalation_schedule[1].fire_at
         third = due.escalation_schedule[2].fire_at
@@ -225,9 +225,7 @@ async def test_extension_approved_mid_escalation_moves_the_deadline_and_pauses_t
 ) -> None:
     """An approved 延期 moves the due date; fired rungs stay, the next one waits for the new date."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=3)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=3)
         await ts_env.sleep(timedelta(days=6))
         assert (await c.state()).escalation.level == 1
         new_due = await today(ts_env) + timedelta(days=60)
@@ -252,9 +250,7 @@ async def test_closed_case_is_reopened_by_a_lookback_finding(
 ) -> None:
     """A 回头看 finding of rebound reopens a closed case into a new rectification cycle."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=30)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=30)
         await through_posting(ts_env, c)
         await c.do(Action.APPLY_CLOSURE, RU)
         await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
@@ -272,8 +268,7 @@ async def test_unauthorized_actor_is_refused_and_nothing_is_recorded(
 ) -> None:
     """Another unit, an auditor and the public are refused; history and ledger stay unchanged."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=30)))
-        await c.file()
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=30, rectifying=False)
         await c.do(Action.TRANSFER, OFFICE)
         ledger_before = await c.events()
         history_before = len(await c.handle_history_events())
@@ -305,9 +300,7 @@ async def test_continue_as_new_keeps_the_case_state(
 ) -> None:
     """A case whose history grows past the limit continues as new with its state intact."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=300)))
-        await c.file(policy=Policy(max_history_events=60))
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=300, policy=Policy(max_history_events=60))
         first_run = (await ts_client.get_workflow_handle(f"case-{c.case_no}").describe()).run_id
         for i in range(12):
             await c.do(Action.REPORT_PROGRESS, RU, reason=f"第{i + 1}次调度:进度{(i + 1) * 8}%")
@@ -329,9 +322,7 @@ async def test_suspension_stops_the_clock_and_resume_moves_the_due_date(
 ) -> None:
     """While suspended (中止) no rung fires; on resume the due date moves by the excluded days."""
     async with case_worker(ts_client, pool, task_queue):
-        c = CaseDriver(ts_client, pool, task_queue, make_filing(due=await today(ts_env) + timedelta(days=10)))
-        await c.file()
-        await to_rectifying(c)
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=10)
         old_due = (await c.state()).deadline.due_date
         await c.do(Action.SUSPEND, OFFICE, reason="涉诉,待法院判决")
         with pytest.raises(ActionRefusedError) as refused:
