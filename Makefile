@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not devserver"
+
+lint: setup
+	$(PY) -m pip install --quiet ruff
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) .data

@@ -111,7 +111,7 @@ class NoticeSender:
             if wants_email:
                 try:
                     await self._send(self.build_email(key, row["email"], row["subject"], row["body"]))
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+                except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
                     backoff = min(timedelta(seconds=5 * 2 ** min(row["attempts"], 12)), MAX_BACKOFF)
                     await conn.execute(
                         """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
@@ -150,5 +150,5 @@ class NoticeSender:
                 log.warning("notice_sender_error", error=str(e))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self._poll)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -7,7 +7,7 @@ import re
 from datetime import date, datetime
 
 from domain.calendar import WorkingCalendar, add_days, count_days, end_of_day
-from domain.enums import DayCount, DeadlineKind
+from domain.enums import DeadlineKind
 from domain.errors import DeadlineParseError
 from domain.model import (
     ComputedDeadline,

@@ -35,9 +35,8 @@ from domain.enums import (
 from domain.errors import (
     CaseError,
     DuplicateRequestError,
-    IncompleteCaseError,
-    InvalidFilingError,
     InvalidDeadlineError,
+    InvalidFilingError,
     InvalidTransitionError,
     MissingInputError,
     StaleStageError,

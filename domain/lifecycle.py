@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from domain.enums import Action, CaseKind, ReferralStatus, Role, Rung, Stage
-from domain.errors import CaseError, IncompleteCaseError, InvalidTransitionError, NotAuthorizedError
+from domain.errors import (
+    CaseError,
+    IncompleteCaseError,
+    InvalidTransitionError,
+    NotAuthorizedError,
+)
 from domain.model import Actor, CaseFiling, CaseState, Objection
 
 ALL_KINDS = frozenset(CaseKind)

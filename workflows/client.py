@@ -35,7 +35,6 @@ from workflows.contracts import (
     case_workflow_id,
 )
 
-
 _NOT_READY_RETRIES = 10
 
 

@@ -19,7 +19,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import local_date
 from domain.enums import Action, Rung, Stage
-from tests.harness import LEAD, OFFICE, RU, CaseDriver, case_worker, criteria, make_filing, start_dev_env
+from tests.harness import (
+    LEAD,
+    OFFICE,
+    RU,
+    CaseDriver,
+    case_worker,
+    criteria,
+    make_filing,
+    start_dev_env,
+)
 from workflows.contracts import case_workflow_id
 
 pytestmark = pytest.mark.devserver

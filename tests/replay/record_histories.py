@@ -26,7 +26,17 @@ from domain.calendar import local_date
 from domain.enums import Action, LookbackFinding
 from domain.policy import Policy
 from embedded import EmbeddedPostgres, find_free_port
-from tests.harness import LEAD, OFFICE, PUBLIC, RU, CaseDriver, case_worker, criteria, make_filing, start_dev_env
+from tests.harness import (
+    LEAD,
+    OFFICE,
+    PUBLIC,
+    RU,
+    CaseDriver,
+    case_worker,
+    criteria,
+    make_filing,
+    start_dev_env,
+)
 from workflows.contracts import case_workflow_id
 
 OUT = Path(__file__).resolve().parent / "histories"

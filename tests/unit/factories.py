@@ -9,14 +9,14 @@ through real actions to any reachable stage.
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
 from activities.calendar_source import load_calendar
 from domain.calendar import WorkingCalendar
-from domain.decide import Decision, apply_deadline, decide, new_case, on_wakeup
 from domain.deadlines import compute_deadline
+from domain.decide import Decision, apply_deadline, decide, new_case, on_wakeup
 from domain.enums import (
     Action,
     CaseKind,
@@ -39,7 +39,7 @@ from domain.model import (
 )
 from domain.policy import Policy
 
-UTC = timezone.utc
+UTC = UTC
 # Monday 2025-03-03, 10:00 in Asia/Shanghai: a plain working day, far from holidays.
 NOW = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 TODAY = date(2025, 3, 3)
@@ -279,7 +279,7 @@ REACHABLE: dict[CaseKind, frozenset[Stage]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def state_in(stage: Stage, kind: CaseKind | None = None) -> tuple[CaseState, datetime]:
     """A (cached, never mutated) case in `stage`: a petition for petition-only stages.
 

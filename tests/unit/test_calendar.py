@@ -11,7 +11,13 @@ import pytest
 from chinese_calendar import constants
 
 from activities.calendar_source import CalendarOverrideError, load_calendar
-from domain.calendar import WorkingCalendar, add_days, count_days, end_of_day, local_date
+from domain.calendar import (
+    WorkingCalendar,
+    add_days,
+    count_days,
+    end_of_day,
+    local_date,
+)
 from domain.deadlines import compute_deadline, explain
 from domain.enums import DayCount, Rung, Stage
 from domain.model import DeadlineRequest

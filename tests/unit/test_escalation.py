@@ -11,7 +11,16 @@ from activities.calendar_source import load_calendar
 from domain.calendar import end_of_day
 from domain.deadlines import compute_deadline, parse_deadline
 from domain.decide import apply_deadline, decide, next_wakeup, on_wakeup
-from domain.enums import RUNG_ORDER, Action, ReferralPath, ReferralStatus, Role, Rung, Stage, rung_level
+from domain.enums import (
+    RUNG_ORDER,
+    Action,
+    ReferralPath,
+    ReferralStatus,
+    Role,
+    Rung,
+    Stage,
+    rung_level,
+)
 from domain.errors import InvalidTransitionError
 from domain.model import CaseAmendment
 from domain.policy import Policy, StageLimit

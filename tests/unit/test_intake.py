@@ -11,7 +11,12 @@ import pytest
 from domain.decide import decide, missing_for_transfer, new_case
 from domain.enums import Action, CaseKind, DeadlineKind
 from domain.errors import IncompleteCaseError, InvalidFilingError
-from domain.intake import AGGREGATE_KINDS, SAMPLE_KIND_MAP, filing_from_record, records_from_document
+from domain.intake import (
+    AGGREGATE_KINDS,
+    SAMPLE_KIND_MAP,
+    filing_from_record,
+    records_from_document,
+)
 from domain.model import CaseFiling
 from domain.policy import Policy
 from tests.unit.factories import NOW, OFFICE, make_filing, request

@@ -12,7 +12,14 @@ import pytest
 from domain.decide import decide
 from domain.enums import Action, CaseKind, Finding, ReferralPath, Rung, Stage
 from domain.errors import InvalidTransitionError
-from domain.lifecycle import ACTIVE_STAGES, RULES, RULES_BY_ACTION, Rule, check_stage, rule_for
+from domain.lifecycle import (
+    ACTIVE_STAGES,
+    RULES,
+    RULES_BY_ACTION,
+    Rule,
+    check_stage,
+    rule_for,
+)
 from domain.model import CaseState
 from tests.unit.factories import (
     ASSIST,

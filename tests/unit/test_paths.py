@@ -470,8 +470,8 @@ def test_new_case_records_the_policy_version_and_what_is_missing():
 
 def test_transfer_notices_carry_the_due_date_once_it_is_computed():
     """A 交办 notice is written before the deadline exists; the computed due date is added to it."""
-    from domain.decide import apply_deadline, attach_deadline, decide
     from domain.deadlines import compute_deadline
+    from domain.decide import apply_deadline, attach_deadline, decide
 
     s = new_state()
     dec = decide(s, request(Action.TRANSFER, OFFICE), NOW)

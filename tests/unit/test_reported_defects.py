@@ -6,15 +6,30 @@ from datetime import date, datetime
 
 import pytest
 
-from domain.decide import decide
 from domain.deadlines import compute_deadline
+from domain.decide import decide
 from domain.enums import Action, DeadlineKind, Stage
-from domain.errors import CaseError, InvalidDeadlineError, InvalidFilingError, MissingInputError, InvalidTransitionError
+from domain.errors import (
+    CaseError,
+    InvalidTransitionError,
+    MissingInputError,
+)
 from domain.lifecycle import allowed_actions
 from domain.model import CaseAmendment, CriterionCheck, DeadlineRequest, DeadlineSpec
 from domain.policy import CANONICAL_LADDER
 from tests.unit.factories import (
-    LEAD, NOW, OFFICE, RU, UTC, act, calendar, criteria, new_state, payload, request, state_in,
+    LEAD,
+    NOW,
+    OFFICE,
+    RU,
+    UTC,
+    act,
+    calendar,
+    criteria,
+    new_state,
+    payload,
+    request,
+    state_in,
 )
 
 

@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from domain.decide import decide, missing_for_transfer, new_case, next_wakeup, validate
 from domain.deadlines import parse_deadline
+from domain.decide import decide, missing_for_transfer, new_case, next_wakeup, validate
 from domain.enums import Action, CaseKind, Rung, Stage
 from domain.errors import (
     CaseError,

@@ -11,7 +11,15 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import local_date
-from domain.enums import Action, CaseKind, Finding, LookbackFinding, ReferralPath, Rung, Stage
+from domain.enums import (
+    Action,
+    CaseKind,
+    Finding,
+    LookbackFinding,
+    ReferralPath,
+    Rung,
+    Stage,
+)
 from domain.policy import Policy
 from tests.harness import (
     AUDITOR,
