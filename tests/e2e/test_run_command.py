@@ -60,5 +60,19 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
     out2 = (tmp_path / "run2.log").read_text()
     assert "0 filed, 32 refused" in out2
     assert "FB-09: refused: case number FB-09 is already filed" in out2
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data")], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "no postgres or temporal process is left running"
+    assert _processes_mentioning(str(tmp_path / "data")) == [], "no postgres or temporal process is left"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if text in cmdline and "zombie" not in state:
+            found.append(cmdline)
+    return found
