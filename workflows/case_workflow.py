@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ESCALATION_RUNG,
         INSPECTION_ROUND,
         RESPONSIBLE_UNITS,
+        WORKFLOW_NAME,
         ActionResult,
         CaseWorkflowInput,
         CaseWorkflowResult,
@@ -58,7 +59,7 @@ def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision
         raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
 
 
-@workflow.defn(name="Case")
+@workflow.defn(name=WORKFLOW_NAME)
 class CaseWorkflow:
     """Carries one case from filing to 销号 and beyond (long-term, look-back)."""
 

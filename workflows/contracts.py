@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
-from domain.decide import CaseProjection, Decision, LedgerEntry, Notice
+from domain.decide import CaseProjection, LedgerEntry, Notice
 from domain.enums import Stage
 from domain.model import Actor, CaseFiling, CaseState
 from domain.policy import Policy
@@ -96,5 +96,4 @@ __all__ = [
     "ActionResult",
     "RecordInput",
     "PolicyRequest",
-    "Decision",
 ]
