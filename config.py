@@ -64,6 +64,14 @@ class Settings:
     max_cached_workflows: int = 2000
     log_level: str = "INFO"
     log_json: bool = False
+    # Admin console (admin/web) and casectl.
+    console_host: str = "127.0.0.1"
+    console_port: int = 8080
+    console_secure_cookies: bool = False  # set true in production behind TLS
+    console_session_idle_minutes: int = 30
+    console_session_max_hours: int = 12
+    console_lockout_failures: int = 5
+    console_lockout_minutes: int = 15
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -90,6 +98,13 @@ class Settings:
             max_cached_workflows=_int("WORKER_MAX_CACHED_WORKFLOWS", d.max_cached_workflows),
             log_level=_env("LOG_LEVEL", d.log_level),
             log_json=_bool("LOG_JSON", d.log_json),
+            console_host=_env("CONSOLE_HOST", d.console_host),
+            console_port=_int("CONSOLE_PORT", d.console_port),
+            console_secure_cookies=_bool("CONSOLE_SECURE_COOKIES", d.console_secure_cookies),
+            console_session_idle_minutes=_int("CONSOLE_SESSION_IDLE_MINUTES", d.console_session_idle_minutes),
+            console_session_max_hours=_int("CONSOLE_SESSION_MAX_HOURS", d.console_session_max_hours),
+            console_lockout_failures=_int("CONSOLE_LOCKOUT_FAILURES", d.console_lockout_failures),
+            console_lockout_minutes=_int("CONSOLE_LOCKOUT_MINUTES", d.console_lockout_minutes),
         )
 
 

@@ -1,0 +1,762 @@
+"""Queries and actions shared by the console's HTML pages and its JSON API.
+
+Reads (lists, my work, dashboard, export) come from the Postgres projection
+(`case_projection`) and the ledger; the case page also asks the workflow for its
+live state. Actions go through `workflows.client.act`, which records refusals.
+The actor is always built here from the authenticated user.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+from temporalio.client import Client
+
+from admin.users import User
+from domain.calendar import WorkingCalendar, count_days, local_date
+from domain.deadlines import parse_deadline
+from domain.enums import (
+    ACTION_LABELS_ZH,
+    EVENT_LABELS_ZH,
+    RUNG_LABELS_ZH,
+    STAGE_LABELS_ZH,
+    Action,
+    CaseKind,
+    DayCount,
+    Finding,
+    LookbackFinding,
+    ReferralPath,
+    Role,
+    Rung,
+    Stage,
+)
+from domain.errors import CaseError, InvalidFilingError
+from domain.intake import filing_from_record, records_from_document
+from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
+from domain.model import ActionRequest, Actor, CaseFiling, CaseState
+from workflows import client as ops
+from workflows.contracts import ActionResult
+
+KIND_LABELS_ZH: dict[CaseKind, str] = {
+    CaseKind.FEEDBACK_PROBLEM: "反馈问题",
+    CaseKind.PETITION: "信访举报件",
+    CaseKind.WARNING_FILM: "警示片问题",
+}
+FINDING_LABELS_ZH = {Finding.SUBSTANTIATED: "属实", Finding.PARTLY_SUBSTANTIATED: "部分属实",
+                     Finding.UNSUBSTANTIATED: "不属实"}
+REFERRAL_PATH_LABELS_ZH = {
+    ReferralPath.PERFORMANCE: "整改不力/逾期",
+    ReferralPath.FAKE_RECTIFICATION: "表面/敷衍/虚假整改",
+    ReferralPath.INSPECTION_DOSSIER: "督察组移交",
+    ReferralPath.ESCALATION: "督办升级至移交问责",
+}
+LOOKBACK_LABELS_ZH = {LookbackFinding.REBOUND: "问题反弹", LookbackFinding.NOT_IN_PLACE: "整改不到位"}
+
+# Whose move each stage is (for 我的待办): the responsible unit, the lead supervisors, the office.
+RU_STAGES = (Stage.TRANSFERRED, Stage.INVESTIGATING, Stage.RECTIFYING, Stage.CLOSURE_APPLICATION, Stage.REPLY)
+OFFICE_STAGES = (Stage.REGISTERED, Stage.FILING, Stage.DISCLOSURE)
+PAGE_SIZE = 50
+
+
+class FormError(ValueError):
+    """A field of an action or filing form is missing or malformed; the message names it."""
+
+
+class ActionRefused(Exception):
+    """The action was refused (by the console's own check or the workflow's validator)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type, self.message = error_type, message
+
+
+def stage_label(stage: str | Stage | None) -> str:
+    if not stage:
+        return ""
+    try:
+        return STAGE_LABELS_ZH[Stage(stage)]
+    except ValueError:
+        return str(stage)
+
+
+def event_label(event: str) -> str:
+    try:
+        return ACTION_LABELS_ZH[Action(event)]
+    except ValueError:
+        return EVENT_LABELS_ZH.get(event, event)
+
+
+def rung_for_level(level: int) -> Rung | None:
+    order = list(Rung)
+    return order[level - 1] if 1 <= level <= len(order) else None
+
+
+# ------------------------------------------------------------------ filters
+
+
+@dataclass
+class CaseFilter:
+    stage: str = ""
+    kind: str = ""
+    unit: str = ""
+    overdue: bool = False
+    rung: int | None = None  # escalation level; 0 = not escalated
+    inspection_round: str = ""
+    q: str = ""
+    page: int = 1
+    page_size: int = PAGE_SIZE
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, str]) -> CaseFilter:
+        def opt_int(name: str) -> int | None:
+            raw = (p.get(name) or "").strip()
+            if raw == "":
+                return None
+            try:
+                return int(raw)
+            except ValueError:
+                raise FormError(f"{name} must be a number, not {raw!r}") from None
+
+        f = cls(
+            stage=(p.get("stage") or "").strip(),
+            kind=(p.get("kind") or "").strip(),
+            unit=(p.get("unit") or "").strip(),
+            overdue=(p.get("overdue") or "").lower() in ("1", "true", "on", "yes"),
+            rung=opt_int("rung"),
+            inspection_round=(p.get("round") or p.get("inspection_round") or "").strip(),
+            q=(p.get("q") or "").strip(),
+            page=max(1, opt_int("page") or 1),
+            page_size=min(500, max(1, opt_int("page_size") or PAGE_SIZE)),
+        )
+        if f.stage and f.stage not in Stage.__members__:
+            raise FormError(f"unknown stage {f.stage!r}")
+        if f.kind and f.kind not in CaseKind.__members__:
+            raise FormError(f"unknown kind {f.kind!r}")
+        if f.rung is not None and not 0 <= f.rung <= len(Rung):
+            raise FormError(f"rung must be 0..{len(Rung)}")
+        return f
+
+    def where(self, now: datetime) -> tuple[str, list[Any]]:
+        conds, args = [], []
+
+        def arg(v: Any) -> str:
+            args.append(v)
+            return f"${len(args)}"
+
+        if self.stage:
+            conds.append(f"stage = {arg(self.stage)}")
+        if self.kind:
+            conds.append(f"kind = {arg(self.kind)}")
+        if self.unit:
+            a = arg(self.unit)
+            conds.append(f"({a} = ANY(responsible_units) OR {a} = ANY(lead_supervising_units) "
+                         f"OR {a} = ANY(assisting_units))")
+        if self.overdue:
+            conds.append(f"due_at IS NOT NULL AND due_at < {arg(now)} AND stage = ANY({arg(_active())})")
+        if self.rung is not None:
+            conds.append(f"escalation_level = {arg(self.rung)}")
+        if self.inspection_round:
+            conds.append(f"inspection_round = {arg(self.inspection_round)}")
+        if self.q:
+            a = arg(f"%{self.q}%")
+            conds.append(f"(case_no ILIKE {a} OR title ILIKE {a})")
+        return (" WHERE " + " AND ".join(conds)) if conds else "", args
+
+    def query_string(self, **override: Any) -> str:
+        from urllib.parse import urlencode
+
+        d = {"stage": self.stage, "kind": self.kind, "unit": self.unit, "overdue": "1" if self.overdue else "",
+             "rung": "" if self.rung is None else str(self.rung), "round": self.inspection_round, "q": self.q,
+             "page": str(self.page), "page_size": "" if self.page_size == PAGE_SIZE else str(self.page_size)}
+        d.update({k: str(v) for k, v in override.items()})
+        return urlencode({k: v for k, v in d.items() if v not in ("", None)})
+
+
+def _active() -> list[str]:
+    return [s.value for s in ACTIVE_STAGES]
+
+
+LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_units, lead_supervising_units,
+    assisting_units, inspection_round, due_date, due_at, escalation_level, escalation_max_level, suspended,
+    open_referrals, filed_at, closed_at, last_seq, cycle"""
+
+
+@dataclass
+class Service:
+    pool: asyncpg.Pool
+    client: Client
+    task_queue: str
+    calendar: WorkingCalendar
+    office_unit: str = "整改办"
+
+    # ------------------------------------------------------------ reading
+
+    def today(self) -> date:
+        return local_date(datetime.now(UTC))
+
+    def days_info(self, due: date | None, stage: str) -> dict[str, Any]:
+        """Working days left (or overdue) on a due date, counted from today (Asia/Shanghai)."""
+        if due is None or Stage(stage) not in ACTIVE_STAGES:
+            return {"days_left": None, "overdue_days": None, "overdue": False}
+        today = self.today()
+        if due >= today:
+            return {"days_left": count_days(self.calendar, today + timedelta(days=1), due + timedelta(days=1),
+                                            DayCount.WORKING), "overdue_days": None, "overdue": False}
+        return {"days_left": None, "overdue": True,
+                "overdue_days": count_days(self.calendar, due + timedelta(days=1), today + timedelta(days=1),
+                                           DayCount.WORKING)}
+
+    def row(self, r: asyncpg.Record) -> dict[str, Any]:
+        d = dict(r)
+        d.update(self.days_info(d.get("due_date"), d["stage"]))
+        rung = rung_for_level(d.get("escalation_level") or 0)
+        d["rung"] = rung.value if rung else None
+        d["rung_zh"] = RUNG_LABELS_ZH[rung] if rung else ""
+        d["stage_zh"] = stage_label(d["stage"])
+        try:
+            d["kind_zh"] = KIND_LABELS_ZH[CaseKind(d["kind"])]
+        except ValueError:
+            d["kind_zh"] = d["kind"]
+        return d
+
+    async def list_cases(self, f: CaseFilter) -> tuple[list[dict[str, Any]], int]:
+        where, args = f.where(datetime.now(UTC))
+        total = await self.pool.fetchval(f"SELECT count(*) FROM case_projection{where}", *args)
+        rows = await self.pool.fetch(
+            f"""SELECT {LIST_COLUMNS} FROM case_projection{where}
+                ORDER BY (due_at IS NULL), due_at, case_no
+                LIMIT {int(f.page_size)} OFFSET {int((f.page - 1) * f.page_size)}""",
+            *args,
+        )
+        return [self.row(r) for r in rows], int(total)
+
+    async def all_cases(self, f: CaseFilter) -> list[dict[str, Any]]:
+        where, args = f.where(datetime.now(UTC))
+        rows = await self.pool.fetch(
+            f"SELECT {LIST_COLUMNS} FROM case_projection{where} ORDER BY (due_at IS NULL), due_at, case_no", *args
+        )
+        return [self.row(r) for r in rows]
+
+    async def filter_options(self) -> dict[str, list[str]]:
+        units = await self.pool.fetch(
+            """SELECT DISTINCT u FROM case_projection,
+               unnest(responsible_units || lead_supervising_units || assisting_units) AS u ORDER BY u"""
+        )
+        rounds = await self.pool.fetch(
+            "SELECT DISTINCT inspection_round FROM case_projection WHERE inspection_round <> '' ORDER BY 1"
+        )
+        return {"units": [r[0] for r in units], "rounds": [r[0] for r in rounds]}
+
+    async def my_work(self, user: User) -> list[dict[str, Any]]:
+        """Cases waiting for an action by this user's unit, most urgent first."""
+        roles = set(user.roles)
+        conds: list[str] = []
+        args: list[Any] = [user.unit]
+        if Role.RESPONSIBLE_UNIT in roles:
+            args.append([s.value for s in RU_STAGES])
+            conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(responsible_units))")
+        if Role.LEAD_SUPERVISOR in roles:
+            conds.append("(stage = 'PRELIM_REVIEW' AND $1 = ANY(lead_supervising_units))")
+            conds.append("(stage = 'VERIFICATION' AND lead_supervising_units[1] = $1)")
+            conds.append("(jsonb_typeof(detail->'extension_request') = 'object' AND $1 = ANY(lead_supervising_units))")
+        if Role.RECTIFICATION_OFFICE in roles:
+            args.append([s.value for s in OFFICE_STAGES])
+            conds.append(f"(stage = ANY(${len(args)}))")
+            conds.append(
+                "(stage = 'PUBLIC_POSTING' AND "
+                "jsonb_path_exists(detail, '$.posting.objections[*] ? (@.ruling == null)'))"
+            )
+        if Role.DISCIPLINE_COMMISSION in roles:
+            conds.append("(open_referrals > 0)")
+        if not conds:
+            return []
+        rows = await self.pool.fetch(
+            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE $1::text IS NOT NULL AND ({' OR '.join(conds)})
+                ORDER BY (due_at IS NULL), due_at, escalation_level DESC, case_no LIMIT 500""",
+            *args,
+        )
+        return [self.row(r) for r in rows]
+
+    async def ledger(self, case_no: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT seq, event, actor_user, actor_role, actor_unit, at, from_stage, to_stage, reason, data
+               FROM ledger WHERE case_no = $1 ORDER BY seq""",
+            case_no,
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["event_zh"] = event_label(d["event"])
+            d["from_zh"], d["to_zh"] = stage_label(d["from_stage"]), stage_label(d["to_stage"])
+            try:
+                from domain.enums import ROLE_LABELS_ZH
+
+                d["role_zh"] = ROLE_LABELS_ZH[Role(d["actor_role"])]
+            except ValueError:
+                d["role_zh"] = d["actor_role"]
+            d["data"] = json.loads(d["data"]) if isinstance(d["data"], str) else d["data"]
+            out.append(d)
+        return out
+
+    async def projection(self, case_no: str) -> dict[str, Any] | None:
+        r = await self.pool.fetchrow("SELECT * FROM case_projection WHERE case_no = $1", case_no)
+        if r is None:
+            return None
+        d = self.row(r)
+        for k in ("filing", "detail", "deadline"):
+            if isinstance(d.get(k), str):
+                d[k] = json.loads(d[k])
+        return d
+
+    async def live_state(self, case_no: str) -> CaseState | None:
+        try:
+            return await ops.get_state(self.client, case_no)
+        except Exception:  # archived beyond retention, or Temporal unreachable: the projection still shows
+            return None
+
+    def allowed_for(self, user: User, state: CaseState | None) -> dict[Action, Role]:
+        """The actions this user may take now, each with the role it will be taken in."""
+        if state is None or user.read_only:
+            return {}
+        out: dict[Action, Role] = {}
+        for actor in user.actors():
+            for a in allowed_actions(state, actor):
+                out.setdefault(a, actor.role)
+        return dict(sorted(out.items(), key=lambda kv: list(Action).index(kv[0])))
+
+    async def case_view(self, user: User, case_no: str) -> dict[str, Any] | None:
+        proj = await self.projection(case_no)
+        if proj is None:
+            return None
+        state = await self.live_state(case_no)
+        allowed = self.allowed_for(user, state)
+        deadline = state.deadline.model_dump(mode="json") if state and state.deadline else proj.get("deadline")
+        filing = state.filing.model_dump(mode="json") if state else proj.get("filing")
+        return {
+            "case": proj,
+            "filing": filing,
+            "state": state,
+            "deadline": deadline,
+            "ledger": await self.ledger(case_no),
+            "allowed": allowed,
+            "refusals": [dict(r) for r in await self.pool.fetch(
+                """SELECT at, action, actor_user, actor_role, actor_unit, error_type, message FROM refused_action
+                   WHERE case_no = $1 ORDER BY at DESC LIMIT 20""", case_no)],
+        }
+
+    # ------------------------------------------------------------ acting
+
+    async def perform(
+        self, user: User, case_no: str, action: Action, payload: Mapping[str, Any], request_id: str | None = None
+    ) -> ActionResult:
+        """Take one action as this user; raises ActionRefused with the reason when refused.
+
+        The role is the one of the user's roles the rule needs; the workflow's
+        validator checks the actor again.
+        """
+        rid = request_id or f"console-{uuid.uuid4().hex}"
+        rule = rule_for(action)
+        candidates = [r for r in user.roles if r in rule.roles and r is not Role.AUDITOR]
+        if user.read_only or not candidates:
+            role = user.roles[0]
+            why = (f"user {user.username} ({', '.join(r.value for r in user.roles)}, {user.unit}) may not "
+                   f"{action.value}: " + ("auditors only read" if user.read_only else
+                   "allowed roles are " + ", ".join(sorted(r.value for r in rule.roles))))
+            req = ActionRequest(action=action, actor=Actor(user_id=user.username, role=role, unit=user.unit),
+                                request_id=rid)
+            await ops.record_refusal(self.pool, case_no, req, "NotAuthorizedError", why)
+            raise ActionRefused("NotAuthorizedError", why)
+        role = candidates[0]
+        if len(candidates) > 1:
+            state = await self.live_state(case_no)
+            if state is not None:
+                for r in candidates:
+                    if action in allowed_actions(state, user.actor(r)):
+                        role = r
+                        break
+        try:
+            req = build_request(action, user.actor(role), payload, rid)
+        except FormError as e:
+            raise ActionRefused("InvalidInput", str(e)) from None
+        try:
+            return await ops.act(self.client, case_no, req, pool=self.pool)
+        except ops.ActionRefusedError as e:
+            raise ActionRefused(e.error_type, e.message) from None
+
+    # ------------------------------------------------------------ filing
+
+    def office_actor(self, user: User) -> Actor:
+        if Role.RECTIFICATION_OFFICE not in user.roles:
+            raise ActionRefused("NotAuthorizedError", "only the rectification office (整改办) files cases")
+        return user.actor(Role.RECTIFICATION_OFFICE)
+
+    async def file_one(self, user: User, filing: CaseFiling) -> ops.FilingOutcome:
+        actor = self.office_actor(user)
+        outcome = await ops.file_case(self.client, filing, actor, self.task_queue)
+        if outcome.filed:
+            await self.wait_for_projection(filing.case_no)
+        return outcome
+
+    async def wait_for_projection(self, case_no: str, timeout: float = 10.0) -> bool:
+        """Wait until the worker has written the new case's projection row (FILED)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            if await self.pool.fetchval("SELECT true FROM case_projection WHERE case_no = $1", case_no):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def import_rows(self, user: User, rows: list[tuple[str, dict[str, Any] | str]]) -> list[dict[str, Any]]:
+        """Validate every row, then file the good ones; one report line per row.
+
+        `rows` holds (row label, record) or (row label, error text) for rows that
+        could not even be read. Each filing is one workflow start, idempotent by
+        case number, so a row is either filed or not: never half-filed.
+        """
+        actor = self.office_actor(user)
+        report: list[dict[str, Any]] = []
+        good: list[tuple[int, CaseFiling]] = []
+        seen: dict[str, str] = {}
+        for label, rec in rows:
+            entry: dict[str, Any] = {"row": label, "case_no": "", "filed": False, "reason": ""}
+            report.append(entry)
+            if isinstance(rec, str):
+                entry["reason"] = rec
+                continue
+            entry["case_no"] = str(rec.get("case_no") or rec.get("case_id") or "")
+            try:
+                f = filing_from_record(rec)
+            except InvalidFilingError as e:
+                entry["reason"] = str(e)
+                continue
+            if f.case_no in seen:
+                entry["reason"] = f"case number {f.case_no} appears twice (also row {seen[f.case_no]})"
+                continue
+            seen[f.case_no] = label
+            good.append((len(report) - 1, f))
+        outcomes = await ops.file_cases(self.client, [f for _, f in good], actor, self.task_queue)
+        for (i, _), o in zip(good, outcomes, strict=True):
+            report[i]["filed"], report[i]["reason"] = o.filed, o.reason
+        return report
+
+    # ------------------------------------------------------------ dashboard
+
+    async def dashboard(self) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        by_stage = await self.pool.fetch("SELECT stage, count(*) AS n FROM case_projection GROUP BY stage")
+        stage_counts = {r["stage"]: r["n"] for r in by_stage}
+        by_unit = await self.pool.fetch(
+            """SELECT u AS unit, count(*) AS total,
+                      count(*) FILTER (WHERE stage = ANY($2)) AS open,
+                      count(*) FILTER (WHERE due_at < $1 AND stage = ANY($2)) AS overdue,
+                      count(*) FILTER (WHERE escalation_level > 0) AS escalated
+               FROM case_projection, unnest(responsible_units) AS u GROUP BY u ORDER BY overdue DESC, open DESC, u""",
+            now, _active(),
+        )
+        overdue = await self.pool.fetch(
+            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE due_at < $1 AND stage = ANY($2)
+                ORDER BY due_at LIMIT 50""", now, _active())
+        escalated = await self.pool.fetch(
+            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE escalation_level > 0
+                ORDER BY escalation_level DESC, due_at LIMIT 50""")
+        months = await self.pool.fetch(
+            """SELECT to_char(date_trunc('month', at AT TIME ZONE 'Asia/Shanghai'), 'YYYY-MM') AS month, count(*) AS n
+               FROM ledger WHERE to_stage = 'CLOSED' GROUP BY 1 ORDER BY 1"""
+        )
+        closures = _last_months([(r["month"], r["n"]) for r in months], self.today(), 12)
+        return {
+            "total": sum(stage_counts.values()),
+            "stages": [{"stage": s.value, "stage_zh": STAGE_LABELS_ZH[s], "n": stage_counts.get(s.value, 0)}
+                       for s in Stage],
+            "units": [dict(r) for r in by_unit],
+            "overdue": [self.row(r) for r in overdue],
+            "escalated": [self.row(r) for r in escalated],
+            "closures": closures,
+        }
+
+
+def _last_months(counts: list[tuple[str, int]], today: date, n: int) -> list[dict[str, Any]]:
+    by = dict(counts)
+    out = []
+    y, m = today.year, today.month
+    for _ in range(n):
+        key = f"{y:04d}-{m:02d}"
+        out.append({"month": key, "n": by.get(key, 0)})
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return list(reversed(out))
+
+
+# ------------------------------------------------------------------ action forms
+
+# What the form collects for each `needs` entry of a rule (and optional extras per action).
+OPTIONAL_FIELDS: dict[Action, tuple[str, ...]] = {
+    Action.APPROVE_EXTENSION: ("new_due_date",),
+    Action.PRELIM_REJECT: ("new_due_date",),
+    Action.VERIFY_FAIL: ("new_due_date",),
+    Action.UPHOLD_OBJECTION: ("new_due_date", "objection_id"),
+    Action.DISMISS_OBJECTION: ("objection_id",),
+    Action.REOPEN: ("new_due_date",),
+}
+FIELD_LABELS_ZH = {
+    "reason": "理由/说明 (reason)",
+    "finding": "核实结论 (finding)",
+    "new_due_date": "期限 (due date)",
+    "rung": "督办措施 (rung)",
+    "referral_path": "移交类型 (referral path)",
+    "referral_id": "移交编号 (referral)",
+    "measure_seq": "措施 (measure)",
+    "lookback_finding": "回头看发现 (look-back finding)",
+    "objection_id": "异议 (objection)",
+    "criteria": "验收标准 (closure criteria)",
+    "amendment": "补正内容 (amendment)",
+    "evidence": "佐证材料 (evidence references, one per line)",
+}
+
+
+def form_fields(action: Action) -> list[tuple[str, bool]]:
+    """(field name, required) for an action's form, in display order."""
+    rule = RULES_BY_ACTION[action]
+    fields = [(n, True) for n in rule.needs]
+    fields += [(n, False) for n in OPTIONAL_FIELDS.get(action, ()) if n not in rule.needs]
+    if "reason" not in rule.needs:
+        fields.append(("reason", False))
+    fields.append(("evidence", False))
+    return fields
+
+
+def _lines(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        return [str(x).strip() for x in raw if str(x).strip()]
+    return [x.strip() for x in str(raw).replace("\r", "").replace(";", "\n").replace(";", "\n").split("\n")
+            if x.strip()]
+
+
+def _units(raw: Any) -> list[str]:
+    out: list[str] = []
+    for part in _lines(raw):
+        for u in part.replace("、", "\n").replace(",", "\n").split("\n"):
+            if u.strip() and u.strip() not in out:
+                out.append(u.strip())
+    return out
+
+
+def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn the fields of an HTML action form into the JSON shape of an action payload."""
+    out: dict[str, Any] = {}
+    for name, _required in form_fields(action):
+        if name == "criteria":
+            crit: dict[str, Any] = {}
+            for key in ("eco_restored", "pollution_eliminated", "public_satisfied", "measures_all_done"):
+                met = form.get(f"{key}_met") in ("on", "true", "1")
+                ev = _lines(form.get(f"{key}_evidence"))
+                if key == "measures_all_done" and not met and not ev:
+                    continue
+                crit[key] = {"met": met, "evidence": ev, "note": str(form.get(f"{key}_note") or "")}
+            out["criteria"] = crit
+        elif name == "amendment":
+            am: dict[str, Any] = {}
+            for key in ("title", "problem", "target", "lead_leader"):
+                v = str(form.get(f"am_{key}") or "").strip()
+                if v:
+                    am[key] = v
+            for key in ("responsible_units", "lead_supervising_units", "assisting_units"):
+                if str(form.get(f"am_{key}") or "").strip():
+                    am[key] = _units(form.get(f"am_{key}"))
+            if measures := _lines(form.get("am_measures")):
+                am["measures"] = [{"seq": i, "text": t} for i, t in enumerate(measures, start=1)]
+            if raw := str(form.get("am_deadline") or "").strip():
+                try:
+                    am["deadline"] = parse_deadline(raw).model_dump(mode="json")
+                except CaseError as e:
+                    raise FormError(f"整改时限 deadline: {e}") from None
+            if not am:
+                raise FormError("amendment: fill in at least one field to complete (补正内容为空)")
+            out["amendment"] = am
+        elif name == "evidence":
+            out["evidence"] = _lines(form.get("evidence"))
+        else:
+            v = str(form.get(name) or "").strip()
+            if v:
+                out[name] = v
+    return out
+
+
+def build_request(action: Action, actor: Actor, payload: Mapping[str, Any], request_id: str) -> ActionRequest:
+    """An ActionRequest from a payload; the actor never comes from the payload."""
+    if "actor" in payload:
+        raise FormError("the actor comes from the login or API token, not from the request")
+    body = {k: v for k, v in payload.items() if k not in ("action", "request_id", "csrf_token")}
+    for name, required in form_fields(action):
+        if required and name != "evidence" and body.get(name) in (None, "", [], {}):
+            raise FormError(f"{FIELD_LABELS_ZH.get(name, name)} is required for {action.value} "
+                            f"({ACTION_LABELS_ZH[action]})")
+    try:
+        return ActionRequest.model_validate({**body, "action": action, "actor": actor, "request_id": request_id})
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise FormError(msgs) from None
+
+
+# ------------------------------------------------------------------ import and export
+
+IMPORT_COLUMNS = (
+    "case_no", "kind", "title", "problem", "target", "measures", "responsible_units", "lead_supervising_units",
+    "assisting_units", "deadline", "inspection_round", "jurisdiction", "source", "lead_leader", "ladder_profile",
+    "complaint",
+)
+IMPORT_HEADERS_ZH = {
+    "案件编号": "case_no", "类型": "kind", "标题": "title", "问题": "problem", "整改目标": "target",
+    "整改措施": "measures", "主体责任单位": "responsible_units", "牵头督导单位": "lead_supervising_units",
+    "配合督导单位": "assisting_units", "整改时限": "deadline", "督察轮次": "inspection_round", "辖区": "jurisdiction",
+    "来源": "source", "牵头督导领导": "lead_leader", "督办梯度": "ladder_profile", "举报内容": "complaint",
+}
+KIND_BY_ZH = {v: k.value for k, v in KIND_LABELS_ZH.items()}
+
+
+def record_from_sheet_row(values: dict[str, Any]) -> dict[str, Any]:
+    """One .xlsx row (header → cell) as an engine filing record, for `filing_from_record`."""
+    rec: dict[str, Any] = {}
+    for header, cell in values.items():
+        key = IMPORT_HEADERS_ZH.get(str(header).strip().split(" ")[0], str(header).strip().lower())
+        if key not in IMPORT_COLUMNS or cell is None or str(cell).strip() == "":
+            continue
+        if isinstance(cell, datetime | date) and key == "deadline":
+            d = cell.date() if isinstance(cell, datetime) else cell
+            cell = f"{d.year}年{d.month}月{d.day}日"
+        rec[key] = str(cell).strip() if not isinstance(cell, int | float) else str(cell)
+    if "kind" in rec:
+        rec["kind"] = KIND_BY_ZH.get(rec["kind"], rec["kind"].upper())
+    if "measures" in rec:
+        rec["measures"] = [{"seq": i, "text": t} for i, t in enumerate(_lines(rec["measures"]), start=1)]
+    for key in ("responsible_units", "lead_supervising_units", "assisting_units"):
+        if key in rec:
+            rec[key] = _units(rec[key])
+    if "deadline" in rec:
+        try:
+            rec["deadline"] = parse_deadline(rec["deadline"]).model_dump(mode="json")
+        except CaseError as e:
+            raise FormError(f"{rec.get('case_no') or '?'}: 整改时限 deadline {rec['deadline']!r}: {e}") from None
+    return rec
+
+
+def rows_from_upload(filename: str, content: bytes) -> list[tuple[str, dict[str, Any] | str]]:
+    """Rows of an uploaded .xlsx or .json batch; unreadable rows carry their error text.
+
+    Raises:
+        FormError: the file as a whole cannot be read.
+    """
+    name = filename.lower()
+    if name.endswith(".json"):
+        try:
+            doc = json.loads(content.decode("utf-8"))
+            records = records_from_document(doc)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise FormError(f"{filename}: not valid UTF-8 JSON: {e}") from None
+        except InvalidFilingError as e:
+            raise FormError(f"{filename}: {e}") from None
+        return [(f"#{i}", r) for i, r in enumerate(records, start=1)]
+    if name.endswith(".xlsx"):
+        from openpyxl import load_workbook
+
+        try:
+            wb = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        except Exception as e:
+            raise FormError(f"{filename}: not a readable .xlsx workbook: {e}") from None
+        ws = wb.worksheets[0]
+        it = ws.iter_rows(values_only=True)
+        header = next(it, None)
+        if not header:
+            raise FormError(f"{filename}: the first sheet is empty (need a header row)")
+        keys = [str(h or "").strip() for h in header]
+        known = [k for k in keys if IMPORT_HEADERS_ZH.get(k.split(" ")[0], k.lower()) in IMPORT_COLUMNS]
+        if not any(IMPORT_HEADERS_ZH.get(k.split(" ")[0], k.lower()) == "case_no" for k in known):
+            raise FormError(f"{filename}: header row has no case_no (案件编号) column; columns: {', '.join(keys)}")
+        out: list[tuple[str, dict[str, Any] | str]] = []
+        for n, row in enumerate(it, start=2):
+            if row is None or all(c is None or str(c).strip() == "" for c in row):
+                continue
+            try:
+                out.append((f"row {n}", record_from_sheet_row(dict(zip(keys, row, strict=False)))))
+            except FormError as e:
+                out.append((f"row {n}", str(e)))
+        return out
+    raise FormError(f"{filename}: upload a .xlsx or .json file")
+
+
+EXPORT_HEADERS = (
+    ("case_no", "案件编号 Case no."), ("kind_zh", "类型 Kind"), ("title", "标题 Title"), ("stage_zh", "阶段 Stage"),
+    ("stage", "Stage (EN)"), ("responsible_units", "主体责任单位 Responsible units"),
+    ("lead_supervising_units", "牵头督导单位 Lead supervising units"), ("inspection_round", "督察轮次 Round"),
+    ("due_date", "整改时限 Due date"), ("days_left", "剩余工作日 Working days left"),
+    ("overdue_days", "逾期工作日 Working days overdue"), ("rung_zh", "督办措施 Escalation rung"),
+    ("suspended", "中止 Suspended"), ("filed_at", "立案时间 Filed at"), ("closed_at", "销号时间 Closed at"),
+)
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, list):
+        return "、".join(v)
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, bool):
+        return "是" if v else ""
+    return "" if v is None else v
+
+
+def export_csv(rows: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([h for _, h in EXPORT_HEADERS])
+    for r in rows:
+        w.writerow([_cell(r.get(k)) for k, _ in EXPORT_HEADERS])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel opens it as UTF-8
+
+
+def export_xlsx(rows: list[dict[str, Any]]) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "台账"
+    ws.append([h for _, h in EXPORT_HEADERS])
+    for c in ws[1]:
+        c.font = Font(bold=True)
+    for r in rows:
+        ws.append([_cell(r.get(k)) for k, _ in EXPORT_HEADERS])
+    ws.freeze_panes = "A2"
+    for col, width in zip("ABCDEFGHIJKLMNO", (14, 10, 50, 12, 18, 30, 30, 28, 12, 10, 10, 10, 6, 20, 20), strict=True):
+        ws.column_dimensions[col].width = width
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def filing_from_form(form: Mapping[str, Any]) -> CaseFiling:
+    """A case from the filing form; FormError names the bad field."""
+    rec = {k: form.get(k) for k in IMPORT_COLUMNS if str(form.get(k) or "").strip()}
+    rec = record_from_sheet_row(rec)
+    for key in ("case_no", "kind", "title"):
+        if not rec.get(key):
+            raise FormError(f"{key} is required")
+    try:
+        return filing_from_record(rec)
+    except InvalidFilingError as e:
+        raise FormError(str(e)) from None
+

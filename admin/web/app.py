@@ -1,0 +1,493 @@
+"""The web console (server-rendered, zh-CN with English terms) and its JSON API (/api/v1).
+
+Sessions live in PostgreSQL; every form carries the session's CSRF token and
+every POST checks it (403 otherwise). The JSON API authenticates with a
+per-user bearer token (casectl). The actor of every action is the
+authenticated user; the workflow's validator checks it again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from admin import auth
+from admin.service import (
+    FIELD_LABELS_ZH,
+    FINDING_LABELS_ZH,
+    KIND_LABELS_ZH,
+    LOOKBACK_LABELS_ZH,
+    REFERRAL_PATH_LABELS_ZH,
+    ActionRefused,
+    CaseFilter,
+    FormError,
+    Service,
+    export_csv,
+    export_xlsx,
+    filing_from_form,
+    form_fields,
+    payload_from_form,
+    rows_from_upload,
+)
+from admin.users import User
+from config import Settings, connect_client
+from domain.enums import (
+    ACTION_LABELS_ZH,
+    ROLE_LABELS_ZH,
+    RUNG_LABELS_ZH,
+    STAGE_LABELS_ZH,
+    Action,
+    CaseKind,
+    Finding,
+    LookbackFinding,
+    ReferralPath,
+    Role,
+    Rung,
+    Stage,
+)
+from domain.errors import InvalidFilingError
+from domain.intake import filing_from_record, records_from_document
+
+HERE = Path(__file__).resolve().parent
+log = structlog.get_logger("admin.web")
+LOGIN_CSRF_COOKIE = "case_console_login_csrf"
+
+
+class NotLoggedIn(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _templates() -> Jinja2Templates:
+    t = Jinja2Templates(directory=str(HERE / "templates"))
+    t.env.globals.update(
+        STAGES=list(Stage), KINDS=list(CaseKind), RUNGS=list(Rung), STAGE_ZH=STAGE_LABELS_ZH,
+        ACTION_ZH=ACTION_LABELS_ZH, ROLE_ZH=ROLE_LABELS_ZH, RUNG_ZH=RUNG_LABELS_ZH, KIND_ZH=KIND_LABELS_ZH,
+        FIELD_ZH=FIELD_LABELS_ZH, FINDINGS=list(Finding), FINDING_ZH=FINDING_LABELS_ZH,
+        REFERRAL_PATHS=list(ReferralPath), REFERRAL_PATH_ZH=REFERRAL_PATH_LABELS_ZH,
+        LOOKBACKS=list(LookbackFinding), LOOKBACK_ZH=LOOKBACK_LABELS_ZH, form_fields=form_fields,
+        Role=Role, Stage=Stage,
+    )
+    t.env.filters["dt"] = lambda v: "" if v is None else (
+        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(v, datetime) else str(v))
+    t.env.filters["units"] = lambda v: "、".join(v or [])
+    return t
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from activities.calendar_source import load_calendar
+        from activities.policy_source import load_policy
+
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+        client = await connect_client(settings, identity="case-console")
+        policy = load_policy(settings.policy_file)
+        app.state.pool = pool
+        app.state.service = Service(
+            pool=pool, client=client, task_queue=settings.task_queue,
+            calendar=load_calendar(settings.calendar_overrides_file),
+            office_unit=policy.office_unit,
+        )
+        log.info("console_started", task_queue=settings.task_queue)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="督察整改案件控制台 Case console", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    templates = _templates()
+
+    # ------------------------------------------------------------ helpers
+
+    def svc(request: Request) -> Service:
+        return request.app.state.service
+
+    def remote(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    async def session(request: Request) -> auth.Session:
+        s = await auth.load_session(request.app.state.pool, settings, request.cookies.get(auth.SESSION_COOKIE))
+        if s is None:
+            raise NotLoggedIn()
+        return s
+
+    async def post_session(request: Request) -> tuple[auth.Session, Any]:
+        """The session of a POST whose form carries the right CSRF token (403 otherwise)."""
+        s = await session(request)
+        form = await request.form()
+        if not auth.csrf_ok(s.csrf_token, form.get("csrf_token")):  # type: ignore[arg-type]
+            log.warning("csrf_refused", user=s.user.username, path=request.url.path)
+            raise Forbidden("CSRF 校验失败:表单已过期或来源不明,请刷新页面后重试 (CSRF token missing or wrong)")
+        return s, form
+
+    def writer(s: auth.Session) -> None:
+        if s.user.read_only:
+            raise Forbidden("审计人员只读,不能提交操作 (auditors are read-only)")
+
+    def page(request: Request, name: str, s: auth.Session | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+        ctx.update(request=request, user=s.user if s else None, csrf=s.csrf_token if s else "")
+        return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+    async def api_user(request: Request) -> User:
+        h = request.headers.get("authorization", "")
+        token = h[7:].strip() if h.lower().startswith("bearer ") else None
+        user = await auth.user_for_api_token(request.app.state.pool, token)
+        if user is None:
+            raise _ApiError(401, "Unauthorized", "missing, unknown or revoked API token (Authorization: Bearer …)")
+        if request.method != "GET" and user.read_only:
+            raise _ApiError(403, "NotAuthorizedError", f"user {user.username} is an auditor: API access is read-only")
+        return user
+
+    @app.exception_handler(NotLoggedIn)
+    async def _not_logged_in(request: Request, exc: NotLoggedIn) -> Response:
+        if request.method == "GET":
+            return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
+        return page(request, "error.html", None, status=403, message="未登录或会话已过期 (not logged in or session expired)")
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return page(request, "error.html", None, status=403, message=exc.message)
+
+    @app.exception_handler(_ApiError)
+    async def _api_error(request: Request, exc: _ApiError) -> Response:
+        return JSONResponse({"error": exc.error_type, "message": exc.message}, status_code=exc.status)
+
+    # ------------------------------------------------------------ login
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, next: str = "/my") -> Response:
+        token = secrets.token_urlsafe(24)
+        resp = page(request, "login.html", None, login_csrf=token, next=_safe_next(next), error="")
+        resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=settings.console_secure_cookies)
+        return resp
+
+    @app.post("/login")
+    async def login_post(request: Request) -> Response:
+        form = await request.form()
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        if not cookie or not auth.csrf_ok(cookie, form.get("csrf_token")):  # type: ignore[arg-type]
+            raise Forbidden("CSRF 校验失败,请重新打开登录页 (CSRF token missing or wrong)")
+        username = str(form.get("username") or "").strip()
+        nxt = _safe_next(str(form.get("next") or "/my"))
+        try:
+            user = await auth.login(request.app.state.pool, settings, username, str(form.get("password") or ""),
+                                    remote(request))
+        except auth.LoginError as e:
+            return page(request, "login.html", None, status=401, login_csrf=cookie, next=nxt, error=str(e),
+                        username=username)
+        token, _csrf = await auth.create_session(request.app.state.pool, settings, user, remote(request))
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=settings.console_secure_cookies, max_age=settings.console_session_max_hours * 3600)
+        resp.delete_cookie(LOGIN_CSRF_COOKIE)
+        return resp
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        s, _form = await post_session(request)
+        await auth.end_session(request.app.state.pool, request.cookies.get(auth.SESSION_COOKIE))
+        log.info("logout", username=s.user.username)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(auth.SESSION_COOKIE)
+        return resp
+
+    # ------------------------------------------------------------ pages
+
+    @app.get("/")
+    async def root() -> Response:
+        return RedirectResponse("/my", status_code=303)
+
+    @app.get("/my", response_class=HTMLResponse)
+    async def my_work(request: Request) -> Response:
+        s = await session(request)
+        rows = await svc(request).my_work(s.user)
+        return page(request, "my.html", s, rows=rows, nav="my")
+
+    @app.get("/cases", response_class=HTMLResponse)
+    async def cases(request: Request) -> Response:
+        s = await session(request)
+        try:
+            f = CaseFilter.from_params(request.query_params)
+        except FormError as e:
+            return page(request, "error.html", s, status=400, message=str(e))
+        rows, total = await svc(request).list_cases(f)
+        opts = await svc(request).filter_options()
+        pages = max(1, (total + f.page_size - 1) // f.page_size)
+        return page(request, "cases.html", s, rows=rows, total=total, f=f, pages=pages, opts=opts, nav="cases")
+
+    @app.get("/cases/export.{fmt}")
+    async def export(request: Request, fmt: str) -> Response:
+        await session(request)
+        return await _export(request, fmt)
+
+    async def _export(request: Request, fmt: str) -> Response:
+        try:
+            f = CaseFilter.from_params(request.query_params)
+        except FormError as e:
+            return JSONResponse({"error": "InvalidInput", "message": str(e)}, status_code=400)
+        rows = await svc(request).all_cases(f)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        if fmt == "xlsx":
+            return Response(export_xlsx(rows), media_type=(
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+                headers={"Content-Disposition": f'attachment; filename="taizhang-{stamp}.xlsx"'})
+        if fmt == "csv":
+            return Response(export_csv(rows), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="taizhang-{stamp}.csv"'})
+        return JSONResponse({"error": "InvalidInput", "message": f"unknown export format {fmt!r} (xlsx or csv)"},
+                            status_code=400)
+
+    @app.get("/cases/{case_no}", response_class=HTMLResponse)
+    async def case_page(request: Request, case_no: str, ok: str = "") -> Response:
+        s = await session(request)
+        return await _case_page(request, s, case_no, ok=ok)
+
+    async def _case_page(request: Request, s: auth.Session, case_no: str, ok: str = "", error: str = "",
+                         status: int = 200) -> Response:
+        view = await svc(request).case_view(s.user, case_no)
+        if view is None:
+            return page(request, "error.html", s, status=404, message=f"没有编号为 {case_no} 的案件 (no such case)")
+        return page(request, "case.html", s, status=status, v=view, ok=ok, error=error, nav="cases",
+                    request_id=uuid.uuid4().hex)
+
+    @app.post("/cases/{case_no}/act/{action}")
+    async def case_act(request: Request, case_no: str, action: str) -> Response:
+        s, form = await post_session(request)
+        writer(s)
+        try:
+            act = Action(action)
+        except ValueError:
+            return await _case_page(request, s, case_no, error=f"未知操作 unknown action {action!r}", status=400)
+        try:
+            payload = payload_from_form(act, form)
+            if form.get("expected_stage"):
+                payload["expected_stage"] = form.get("expected_stage")
+            result = await svc(request).perform(s.user, case_no, act, payload,
+                                                request_id=_request_id(form.get("request_id")))
+        except FormError as e:
+            return await _case_page(request, s, case_no, error=f"{ACTION_LABELS_ZH[act]} ({act.value}): {e}",
+                                    status=422)
+        except ActionRefused as e:
+            log.info("action_refused", user=s.user.username, case_no=case_no, action=act.value, why=e.message)
+            return await _case_page(request, s, case_no, status=409,
+                                    error=f"{ACTION_LABELS_ZH[act]} ({act.value}) 被拒绝 refused: {e.message}")
+        log.info("action", user=s.user.username, case_no=case_no, action=act.value, stage=result.stage.value)
+        return RedirectResponse(f"/cases/{quote(case_no)}?ok={act.value}", status_code=303)
+
+    @app.get("/file", response_class=HTMLResponse)
+    async def file_form(request: Request) -> Response:
+        s = await session(request)
+        return page(request, "file.html", s, nav="file", values={}, error="", report=None)
+
+    @app.post("/file", response_class=HTMLResponse)
+    async def file_post(request: Request) -> Response:
+        s, form = await post_session(request)
+        writer(s)
+        values = {k: str(v) for k, v in form.items() if k != "csrf_token"}
+        try:
+            filing = filing_from_form(form)
+            outcome = await svc(request).file_one(s.user, filing)
+        except (FormError, ActionRefused) as e:
+            msg = e.message if isinstance(e, ActionRefused) else str(e)
+            return page(request, "file.html", s, status=422, nav="file", values=values, error=msg, report=None)
+        if not outcome.filed:
+            return page(request, "file.html", s, status=409, nav="file", values=values, error=outcome.reason,
+                        report=None)
+        return RedirectResponse(f"/cases/{quote(filing.case_no)}?ok=FILED", status_code=303)
+
+    @app.get("/import", response_class=HTMLResponse)
+    async def import_form(request: Request) -> Response:
+        s = await session(request)
+        return page(request, "import.html", s, nav="file", report=None, error="")
+
+    @app.post("/import", response_class=HTMLResponse)
+    async def import_post(request: Request) -> Response:
+        s, form = await post_session(request)
+        writer(s)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            return page(request, "import.html", s, status=422, nav="file", report=None,
+                        error="请选择 .xlsx 或 .json 文件 (choose a file)")
+        try:
+            rows = rows_from_upload(upload.filename, await upload.read())
+            report = await svc(request).import_rows(s.user, rows)
+        except (FormError, ActionRefused) as e:
+            msg = e.message if isinstance(e, ActionRefused) else str(e)
+            return page(request, "import.html", s, status=422, nav="file", report=None, error=msg)
+        return page(request, "import.html", s, nav="file", report=report, error="", filename=upload.filename)
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    async def dashboard(request: Request) -> Response:
+        s = await session(request)
+        d = await svc(request).dashboard()
+        return page(request, "dashboard.html", s, d=d, nav="dashboard")
+
+    # ------------------------------------------------------------ JSON API (casectl)
+
+    @app.get("/api/v1/me")
+    async def api_me(request: Request) -> Response:
+        user = await api_user(request)
+        return JSONResponse(user.to_json())
+
+    @app.get("/api/v1/my-work")
+    async def api_my_work(request: Request) -> Response:
+        user = await api_user(request)
+        return JSONResponse({"cases": _jsonable(await svc(request).my_work(user))})
+
+    @app.get("/api/v1/cases")
+    async def api_cases(request: Request) -> Response:
+        await api_user(request)
+        try:
+            f = CaseFilter.from_params(request.query_params)
+        except FormError as e:
+            raise _ApiError(400, "InvalidInput", str(e)) from None
+        rows, total = await svc(request).list_cases(f)
+        return JSONResponse({"total": total, "page": f.page, "page_size": f.page_size, "cases": _jsonable(rows)})
+
+    @app.get("/api/v1/export.{fmt}")
+    async def api_export(request: Request, fmt: str) -> Response:
+        await api_user(request)
+        return await _export(request, fmt)
+
+    @app.get("/api/v1/cases/{case_no}")
+    async def api_case(request: Request, case_no: str) -> Response:
+        user = await api_user(request)
+        view = await svc(request).case_view(user, case_no)
+        if view is None:
+            raise _ApiError(404, "CaseNotFoundError", f"no case {case_no} has been filed")
+        state = view.pop("state")
+        view["allowed_actions"] = [{"action": a.value, "label_zh": ACTION_LABELS_ZH[a], "role": r.value,
+                                    "fields": [{"name": n, "required": req} for n, req in form_fields(a)]}
+                                   for a, r in view.pop("allowed").items()]
+        view["live"] = state is not None
+        if state is not None:
+            view["measures_done"] = state.measures_done
+            view["referrals"] = [r.model_dump(mode="json") for r in state.referrals]
+            view["posting"] = state.posting.model_dump(mode="json") if state.posting else None
+            view["extension_request"] = (state.extension_request.model_dump(mode="json")
+                                         if state.extension_request else None)
+        return JSONResponse(_jsonable(view))
+
+    @app.post("/api/v1/cases/{case_no}/actions/{action}")
+    async def api_act(request: Request, case_no: str, action: str) -> Response:
+        user = await api_user(request)
+        try:
+            act = Action(action.upper())
+        except ValueError:
+            raise _ApiError(400, "InvalidInput", f"unknown action {action!r} (one of: "
+                            + ", ".join(a.value for a in Action) + ")") from None
+        body = await _json_body(request)
+        try:
+            result = await svc(request).perform(user, case_no, act, body, request_id=_request_id(body.get("request_id")))
+        except ActionRefused as e:
+            status = 422 if e.error_type in ("InvalidInput", "MissingInputError") else 409
+            if e.error_type == "CaseNotFoundError":
+                status = 404
+            raise _ApiError(status, e.error_type, e.message) from None
+        return JSONResponse(result.model_dump(mode="json"))
+
+    @app.post("/api/v1/cases")
+    async def api_file(request: Request) -> Response:
+        user = await api_user(request)
+        body = await _json_body(request)
+        try:
+            filing = filing_from_record(body)
+            outcome = await svc(request).file_one(user, filing)
+        except InvalidFilingError as e:
+            raise _ApiError(422, "InvalidFilingError", str(e)) from None
+        except ActionRefused as e:
+            raise _ApiError(403, e.error_type, e.message) from None
+        if not outcome.filed:
+            raise _ApiError(409, "AlreadyFiled", outcome.reason)
+        return JSONResponse({"case_no": outcome.case_no, "filed": True}, status_code=201)
+
+    @app.post("/api/v1/import")
+    async def api_import(request: Request) -> Response:
+        user = await api_user(request)
+        body = await _json_body(request, allow_list=True)
+        try:
+            records = records_from_document(body)
+        except InvalidFilingError as e:
+            raise _ApiError(422, "InvalidFilingError", str(e)) from None
+        try:
+            report = await svc(request).import_rows(user, [(f"#{i}", r) for i, r in enumerate(records, start=1)])
+        except ActionRefused as e:
+            raise _ApiError(403, e.error_type, e.message) from None
+        return JSONResponse({"rows": report, "filed": sum(r["filed"] for r in report),
+                             "refused": sum(not r["filed"] for r in report)})
+
+    @app.get("/api/v1/dashboard")
+    async def api_dashboard(request: Request) -> Response:
+        await api_user(request)
+        return JSONResponse(_jsonable(await svc(request).dashboard()))
+
+    return app
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+async def _json_body(request: Request, allow_list: bool = False) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise _ApiError(400, "InvalidInput", f"request body is not JSON: {e}") from None
+    if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
+        raise _ApiError(400, "InvalidInput", "request body must be a JSON object")
+    return body
+
+
+def _request_id(raw: Any) -> str | None:
+    s = str(raw or "").strip()
+    if not s:
+        return None
+    if len(s) > 100 or not all(c.isalnum() or c in "-_." for c in s):
+        return None
+    return f"console-{s}"
+
+
+def _safe_next(nxt: str) -> str:
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/my"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if hasattr(v, "model_dump"):
+        return v.model_dump(mode="json")
+    return v
