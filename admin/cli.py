@@ -355,7 +355,7 @@ def cmd_issue_token(args: argparse.Namespace) -> int:
     try:
         token = asyncio.run(_with_db(go))
     except LookupError as e:
-        raise CliError(str(e).strip("'\"")) from None
+        raise CliError(e.args[0]) from None
     _out(args, {"username": args.username, "token": token},
          f"{token}\n(the token for {args.username}; shown once, only its hash is stored)")
     return EXIT_OK

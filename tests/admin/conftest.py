@@ -55,6 +55,7 @@ class Console:
     task_queue: str
     tokens: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
+    config_home: Path = ARTIFACTS / "casectl-home"
 
     def case_record(self, case_no: str | None = None, due_days: int = 120) -> dict:
         """An engine-format filing record for a complete feedback-problem case."""
@@ -72,15 +73,19 @@ class Console:
             "inspection_round": "第二轮中央生态环境保护督察",
         }
 
-    def cli(self, *args: str, user: str | None = "office", stdin: str | None = None,
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    async def cli(self, *args: str, user: str | None = "office", stdin: str | None = None,
+                  extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run casectl in a thread: the test's event loop keeps running the worker meanwhile."""
+        import asyncio
+
         env = {k: v for k, v in os.environ.items() if not k.startswith("CASECTL_")}
-        env.update(CASECTL_URL=self.url, DATABASE_URL=self.database_url, XDG_CONFIG_HOME=str(ARTIFACTS / "casectl-home"))
+        env.update(CASECTL_URL=self.url, DATABASE_URL=self.database_url, XDG_CONFIG_HOME=str(self.config_home))
         if user:
             env["CASECTL_TOKEN"] = self.tokens[user]
         env.update(extra_env or {})
-        return subprocess.run([sys.executable, "-m", "admin.cli", *args], cwd=ROOT, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=120)
+        return await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "admin.cli", *args], cwd=ROOT, env=env, input=stdin,
+            capture_output=True, text=True, timeout=120)
 
     def api(self, user: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[user]}"},
@@ -100,7 +105,7 @@ async def console(pool: asyncpg.Pool, database_url: str, tmp_path_factory: pytes
             for name, (unit, roles) in USERS.items():
                 await create_user(pool, name, PASSWORD, unit, roles, if_missing=True)
             c = Console(url=f"http://127.0.0.1:{port}", env=env, pool=pool, database_url=database_url,
-                        task_queue=task_queue, log=log)
+                        task_queue=task_queue, log=log, config_home=log.parent / "config")
             c.tokens = {name: await issue_api_token(pool, name, "tests") for name in USERS}
             penv = dict(os.environ)
             penv.update(

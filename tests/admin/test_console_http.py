@@ -84,7 +84,7 @@ async def test_lockout_after_repeated_failures_and_unlock(console: Console) -> N
     outcomes = [x["outcome"] for x in await console.pool.fetch(
         "SELECT outcome FROM login_attempt WHERE username = 'lockme' ORDER BY id")]
     assert outcomes[-4:] == ["FAILURE", "FAILURE", "LOCKOUT", "LOCKED"]
-    p = console.cli("admin", "unlock", "lockme", user=None)
+    p = await console.cli("admin", "unlock", "lockme", user=None)
     assert p.returncode == 0, p.stderr
     http = await login(console, "lockme")
     await http.aclose()
