@@ -389,9 +389,13 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    top.add_argument("--json-compact", action="store_true", help=argparse.SUPPRESS)
+    # The same options after the command name; SUPPRESS keeps a `casectl --json list` from being reset.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
-    common.add_argument("--json-compact", action="store_true", help=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
+    common.add_argument("--json-compact", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     net = argparse.ArgumentParser(add_help=False)
     net.add_argument("--url", help=f"console URL (CASECTL_URL; default {DEFAULT_URL})")
     net.add_argument("--token", help="API token (CASECTL_TOKEN, or ~/.config/casectl/token)")
@@ -405,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--search", help="case number or title contains")
 
     p = argparse.ArgumentParser(prog="casectl", description="Inspection-case console from the command line.",
-                                parents=[common], epilog="exit: 0 ok, 1 error, 2 usage, 3 refused, 4 auth")
+                                parents=[top], epilog="exit: 0 ok, 1 error, 2 usage, 3 refused, 4 auth")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("login", parents=[common, net], help="check a token and store it for later commands")

@@ -136,9 +136,8 @@ async def _start_console(
     demo_default = "0" if os.environ.get("EXTERNAL_DATABASE") == "1" else "1"
     if os.environ.get("DEMO_USERS", demo_default) != "1":
         return console, f"  Console:       {console.url}  (create users with `casectl admin create-user`)"
-    from admin.demo import ensure_demo_users, format_logins
-
     import starter
+    from admin.demo import ensure_demo_users, format_logins
 
     filings = starter.load_batch(samples)[0] if samples is not None and samples.exists() else None
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)

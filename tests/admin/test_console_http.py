@@ -175,3 +175,46 @@ async def test_file_form_and_import_batch_with_a_per_row_report(console: Console
     assert "明年再说" in report and "appears twice" in report and "case_no" in report
     assert await console.pool.fetchval("SELECT count(*) FROM case_projection WHERE case_no = $1", bad_no) == 0
     await http.aclose()
+
+
+async def test_sessions_expire_when_idle_and_at_their_absolute_limit(console: Console) -> None:
+    from admin import auth
+    from admin.users import get_user
+    from config import Settings
+
+    settings = Settings(console_session_idle_minutes=30, console_session_max_hours=12)
+    user = await get_user(console.pool, "office")
+    assert user is not None
+    idle, _ = await auth.create_session(console.pool, settings, user)
+    old, _ = await auth.create_session(console.pool, settings, user)
+    fresh, _ = await auth.create_session(console.pool, settings, user)
+    await console.pool.execute("UPDATE console_session SET last_seen_at = now() - interval '31 minutes' "
+                               "WHERE token_hash = $1", auth.token_hash(idle))
+    await console.pool.execute("UPDATE console_session SET expires_at = now() - interval '1 second' "
+                               "WHERE token_hash = $1", auth.token_hash(old))
+    assert await auth.load_session(console.pool, settings, idle) is None
+    assert await auth.load_session(console.pool, settings, old) is None
+    live = await auth.load_session(console.pool, settings, fresh)
+    assert live is not None and live.user.username == "office"
+    gone = await console.pool.fetchval("SELECT count(*) FROM console_session WHERE token_hash = ANY($1)",
+                                       [auth.token_hash(idle), auth.token_hash(old)])
+    assert gone == 0, "expired sessions are deleted"
+    async with httpx.AsyncClient(base_url=console.url, cookies={"case_console_session": idle}) as http:
+        r = await http.get("/my")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_api_tokens_resolve_the_user_and_auditors_only_read(console: Console) -> None:
+    async with console.api("auditor") as http:
+        me = (await http.get("/api/v1/me")).json()
+        assert me["roles"] == ["AUDITOR"]
+        assert (await http.get("/api/v1/cases")).status_code == 200
+        r = await http.post("/api/v1/cases", json=console.case_record())
+        assert r.status_code == 403 and "read-only" in r.json()["message"]
+    case_no = await file_via_api(console, console.case_record())
+    async with console.api("office") as http:
+        r = await http.post(f"/api/v1/cases/{case_no}/actions/TRANSFER",
+                            json={"actor": {"user_id": "ru", "role": "RESPONSIBLE_UNIT", "unit": "蓝山县人民政府"}})
+        assert r.status_code == 422 and "actor comes from the login or API token" in r.json()["message"]
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        assert (await http.get("/api/v1/cases")).status_code == 401
