@@ -490,7 +490,8 @@ class Service:
 def _last_months(counts: list[tuple[str, int]], today: date, n: int) -> list[dict[str, Any]]:
     by = dict(counts)
     out = []
-    y, m = today.year, today.month
+    last = max([f"{today.year:04d}-{today.month:02d}", *by])  # a closure dated ahead (a moved clock) shows too
+    y, m = int(last[:4]), int(last[5:7])
     for _ in range(n):
         key = f"{y:04d}-{m:02d}"
         out.append({"month": key, "n": by.get(key, 0)})
