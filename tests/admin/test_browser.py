@@ -234,7 +234,7 @@ async def test_a_sample_case_goes_from_transfer_to_closure_through_the_console(
     await shot(office, "case-list")
     await office.goto(console.url + "/dashboard")
     await expect(office.locator("[data-testid=closures-chart] rect")).to_have_count(12)
-    bars = await office.locator("[data-testid=closures-chart] text.val").all_inner_texts()
+    bars = await office.locator("[data-testid=closures-chart] text.val").all_text_contents()
     assert sum(int(b) for b in bars) >= 1, "the closure shows in the chart"
     await shot(office, "dashboard")
     async with office.expect_download() as dl:
