@@ -49,7 +49,10 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
         CONSOLE_PORT=str(find_free_port()),
     )
     first = _run_until_ready(env, tmp_path / "run1.log")
-    assert _interrupt(first) == 0
+    try:
+        _log_in_to_the_console(env["CONSOLE_PORT"], (tmp_path / "run1.log").read_text())
+    finally:
+        assert _interrupt(first) == 0
     out1 = (tmp_path / "run1.log").read_text()
     assert "27 filed, 5 refused" in out1
     assert "FB-09: filed" in out1 and "PT-01: refused: PT-01: PETITION_BATCH_AGGREGATE is an aggregate" in out1
@@ -68,6 +71,27 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
     assert office_login in out2, "the demo users are kept, with the same logins"
     assert "FB-09: refused: case number FB-09 is already filed" in out2
     assert _processes_mentioning(str(tmp_path / "data")) == [], "no postgres or temporal process is left"
+
+
+def _log_in_to_the_console(port: str, out: str) -> None:
+    """The printed demo login of the office opens the console, whose 我的待办 lists the samples."""
+    import re
+
+    import httpx
+
+    password = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("office "))
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        page = http.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]  # type: ignore[index]
+        r = http.post("/login", data={"username": "office", "password": password, "csrf_token": csrf})
+        assert r.status_code == 303, r.text
+        for _ in range(50):  # the worker writes each new case's projection just after filing
+            my = http.get("/my")
+            assert my.status_code == 200
+            if "FB-09" in my.text:
+                break
+            time.sleep(0.2)
+        assert "FB-09" in my.text, "the office sees the filed samples waiting for transfer"
 
 
 def _processes_mentioning(text: str) -> list[str]:
