@@ -547,11 +547,12 @@ def _lines(raw: Any) -> list[str]:
 
 
 def _units(raw: Any) -> list[str]:
+    """Unit names, one per line (or separated by ';'). Not split on 、 or commas: names contain them
+    (e.g. 蓝山县委、县政府 is one responsible unit)."""
     out: list[str] = []
-    for part in _lines(raw):
-        for u in part.replace("、", "\n").replace(",", "\n").split("\n"):
-            if u.strip() and u.strip() not in out:
-                out.append(u.strip())
+    for u in _lines(raw):
+        if u not in out:
+            out.append(u)
     return out
 
 
