@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import ValidationError
@@ -705,7 +706,7 @@ EXPORT_HEADERS = (
     ("lead_supervising_units", "牵头督导单位 Lead supervising units"), ("inspection_round", "督察轮次 Round"),
     ("due_date", "整改时限 Due date"), ("days_left", "剩余工作日 Working days left"),
     ("overdue_days", "逾期工作日 Working days overdue"), ("rung_zh", "督办措施 Escalation rung"),
-    ("suspended", "中止 Suspended"), ("filed_at", "立案时间 Filed at"), ("closed_at", "销号时间 Closed at"),
+    ("suspended", "中止 Suspended"), ("filed_at", "立案时间 Filed at (北京时间)"), ("closed_at", "销号时间 Closed at (北京时间)"),
 )
 
 
@@ -713,7 +714,7 @@ def _cell(v: Any) -> Any:
     if isinstance(v, list):
         return "、".join(v)
     if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return v.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, bool):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
@@ -63,6 +64,7 @@ from domain.errors import InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 
 HERE = Path(__file__).resolve().parent
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 log = structlog.get_logger("admin.web")
 LOGIN_CSRF_COOKIE = "case_console_login_csrf"
 
@@ -87,8 +89,9 @@ def _templates() -> Jinja2Templates:
         LOOKBACKS=list(LookbackFinding), LOOKBACK_ZH=LOOKBACK_LABELS_ZH, form_fields=form_fields,
         Role=Role, Stage=Stage,
     )
+    # Instants are shown in Beijing time (Asia/Shanghai), like the due dates.
     t.env.filters["dt"] = lambda v: "" if v is None else (
-        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(v, datetime) else str(v))
+        v.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else str(v))
     t.env.filters["units"] = lambda v: "、".join(v or [])
     return t
 
