@@ -4,7 +4,7 @@
     casectl me | list [--overdue --stage S --unit U …] | my-work | show CASE
     casectl act CASE ACTION [--reason … --finding … --new-due-date … --criteria-json … --field k=v]
     casectl file RECORD.json | import FILE.json|FILE.xlsx | export --format xlsx|csv -o FILE | dashboard
-    casectl admin create-user | issue-token USER | list-users | unlock USER   (DATABASE_URL)
+    casectl admin create-user | issue-token USER | revoke-tokens USER | list-users | unlock USER   (DATABASE_URL)
 
 Every command but `admin …` talks HTTP to the console's JSON API with a per-user
 API token (--token, CASECTL_TOKEN, or ~/.config/casectl/token written by `login`);
@@ -373,6 +373,23 @@ def cmd_list_users(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_revoke_tokens(args: argparse.Namespace) -> int:
+    async def go(conn: Any) -> tuple[bool, int]:
+        exists = await conn.fetchval("SELECT true FROM console_user WHERE username = $1", args.username)
+        n = await conn.fetchval(
+            """WITH r AS (UPDATE api_token SET revoked_at = clock_timestamp()
+                          WHERE username = $1 AND revoked_at IS NULL RETURNING 1) SELECT count(*) FROM r""",
+            args.username,
+        )
+        return bool(exists), int(n)
+
+    exists, n = asyncio.run(_with_db(go))
+    if not exists:
+        raise CliError(f"no user {args.username!r}")
+    _out(args, {"username": args.username, "revoked": n}, f"revoked {n} API token(s) of {args.username}")
+    return EXIT_OK
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     from admin.users import unlock_user
 
@@ -473,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_issue_token)
     s = asub.add_parser("list-users", parents=[common], help="list users")
     s.set_defaults(func=cmd_list_users)
+    s = asub.add_parser("revoke-tokens", parents=[common], help="revoke every API token of a user")
+    s.add_argument("username")
+    s.set_defaults(func=cmd_revoke_tokens)
     s = asub.add_parser("unlock", parents=[common], help="lift a login lock-out")
     s.add_argument("username")
     s.set_defaults(func=cmd_unlock)

@@ -54,6 +54,12 @@ async def test_admin_bootstrap_commands(console: Console) -> None:
     assert "logged in as cli-office" in out
     me = json.loads(ok(await console.cli("me", "--json", user=None)))
     assert me["username"] == "cli-office" and me["unit"] == "整改办"
+    p = await console.cli("admin", "revoke-tokens", "nobody", user=None)
+    assert p.returncode == 1 and "no user 'nobody'" in p.stderr
+    assert "revoked 1 API token(s) of cli-office" in ok(await console.cli("admin", "revoke-tokens", "cli-office",
+                                                                         user=None))
+    p = await console.cli("me", user=None)
+    assert p.returncode == 4 and "revoked" in p.stderr, "a revoked token no longer works"
     saved = console.config_home / "casectl" / "token"
     assert saved.read_text().split("\n")[:2] == [token, console.url] and oct(saved.stat().st_mode)[-3:] == "600"
 
