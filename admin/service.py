@@ -28,43 +28,27 @@ from domain.deadlines import parse_deadline
 from domain.enums import (
     ACTION_LABELS_ZH,
     EVENT_LABELS_ZH,
+    KIND_LABELS_ZH,
     RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
     Action,
     CaseKind,
     DayCount,
-    Finding,
-    LookbackFinding,
-    ReferralPath,
     Role,
     Rung,
     Stage,
 )
 from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
-from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
+from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for, stages_waiting_on
 from domain.model import ActionRequest, Actor, CaseFiling, CaseState
 from workflows import client as ops
 from workflows.contracts import ActionResult
 
-KIND_LABELS_ZH: dict[CaseKind, str] = {
-    CaseKind.FEEDBACK_PROBLEM: "反馈问题",
-    CaseKind.PETITION: "信访举报件",
-    CaseKind.WARNING_FILM: "警示片问题",
-}
-FINDING_LABELS_ZH = {Finding.SUBSTANTIATED: "属实", Finding.PARTLY_SUBSTANTIATED: "部分属实",
-                     Finding.UNSUBSTANTIATED: "不属实"}
-REFERRAL_PATH_LABELS_ZH = {
-    ReferralPath.PERFORMANCE: "整改不力/逾期",
-    ReferralPath.FAKE_RECTIFICATION: "表面/敷衍/虚假整改",
-    ReferralPath.INSPECTION_DOSSIER: "督察组移交",
-    ReferralPath.ESCALATION: "督办升级至移交问责",
-}
-LOOKBACK_LABELS_ZH = {LookbackFinding.REBOUND: "问题反弹", LookbackFinding.NOT_IN_PLACE: "整改不到位"}
-
-# Whose move each stage is (for 我的待办): the responsible unit, the lead supervisors, the office.
-RU_STAGES = (Stage.TRANSFERRED, Stage.INVESTIGATING, Stage.RECTIFYING, Stage.CLOSURE_APPLICATION, Stage.REPLY)
-OFFICE_STAGES = (Stage.REGISTERED, Stage.FILING, Stage.DISCLOSURE)
+# Whose move each stage is (for 我的待办), from the lifecycle's table.
+RU_STAGES = stages_waiting_on(Role.RESPONSIBLE_UNIT)
+LEAD_STAGES = stages_waiting_on(Role.LEAD_SUPERVISOR)
+OFFICE_STAGES = stages_waiting_on(Role.RECTIFICATION_OFFICE)
 PAGE_SIZE = 50
 
 
@@ -266,7 +250,9 @@ class Service:
             args.append([s.value for s in RU_STAGES])
             conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(responsible_units))")
         if Role.LEAD_SUPERVISOR in roles:
-            conds.append("(stage = 'PRELIM_REVIEW' AND $1 = ANY(lead_supervising_units))")
+            # Any listed lead reviews; only the first-listed lead verifies (domain.lifecycle.authorize).
+            args.append([s.value for s in LEAD_STAGES if s is not Stage.VERIFICATION])
+            conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(lead_supervising_units))")
             conds.append("(stage = 'VERIFICATION' AND lead_supervising_units[1] = $1)")
             conds.append("(jsonb_typeof(detail->'extension_request') = 'object' AND $1 = ANY(lead_supervising_units))")
         if Role.RECTIFICATION_OFFICE in roles:

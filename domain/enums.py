@@ -243,3 +243,27 @@ ROLE_LABELS_ZH: dict[Role, str] = {
     Role.AUDITOR: "审计人员",
     Role.SYSTEM: "系统",
 }
+
+KIND_LABELS_ZH: dict[CaseKind, str] = {
+    CaseKind.FEEDBACK_PROBLEM: "反馈问题",
+    CaseKind.PETITION: "信访举报件",
+    CaseKind.WARNING_FILM: "警示片问题",
+}
+
+FINDING_LABELS_ZH: dict[Finding, str] = {
+    Finding.SUBSTANTIATED: "属实",
+    Finding.PARTLY_SUBSTANTIATED: "部分属实",
+    Finding.UNSUBSTANTIATED: "不属实",
+}
+
+REFERRAL_PATH_LABELS_ZH: dict[ReferralPath, str] = {
+    ReferralPath.PERFORMANCE: "整改不力/逾期",
+    ReferralPath.FAKE_RECTIFICATION: "表面/敷衍/虚假整改",
+    ReferralPath.INSPECTION_DOSSIER: "督察组移交",
+    ReferralPath.ESCALATION: "督办升级至移交问责",
+}
+
+LOOKBACK_LABELS_ZH: dict[LookbackFinding, str] = {
+    LookbackFinding.REBOUND: "问题反弹",
+    LookbackFinding.NOT_IN_PLACE: "整改不到位",
+}

@@ -39,6 +39,27 @@ UNIT_DEADLINE_STAGES = frozenset(
     {Stage.INVESTIGATING, Stage.RECTIFYING, Stage.REPLY, Stage.CLOSURE_APPLICATION}
 )
 AFTER_CLOSURE = frozenset({Stage.CLOSED, Stage.LONG_TERM_MAINTENANCE})
+# Whose move each stage is: the role expected to take the stage's next step (the admin
+# tool's 我的待办). VERIFICATION is the first-listed lead's move (see authorize); a posting
+# (公示) is nobody's move unless an objection awaits the office's ruling.
+WAITING_ON: dict[Stage, Role] = {
+    Stage.REGISTERED: Role.RECTIFICATION_OFFICE,
+    Stage.TRANSFERRED: Role.RESPONSIBLE_UNIT,
+    Stage.INVESTIGATING: Role.RESPONSIBLE_UNIT,
+    Stage.RECTIFYING: Role.RESPONSIBLE_UNIT,
+    Stage.PRELIM_REVIEW: Role.LEAD_SUPERVISOR,
+    Stage.CLOSURE_APPLICATION: Role.RESPONSIBLE_UNIT,
+    Stage.VERIFICATION: Role.LEAD_SUPERVISOR,
+    Stage.FILING: Role.RECTIFICATION_OFFICE,
+    Stage.REPLY: Role.RESPONSIBLE_UNIT,
+    Stage.DISCLOSURE: Role.RECTIFICATION_OFFICE,
+}
+
+
+def stages_waiting_on(role: Role) -> tuple[Stage, ...]:
+    """The stages in which the case waits for this role (in lifecycle order)."""
+    return tuple(s for s in Stage if WAITING_ON.get(s) is role)
+
 NOT_ARCHIVED = frozenset(set(Stage) - {Stage.ARCHIVED})
 
 _RU = frozenset({Role.RESPONSIBLE_UNIT})

@@ -29,10 +29,6 @@ from fastapi.templating import Jinja2Templates
 from admin import auth
 from admin.service import (
     FIELD_LABELS_ZH,
-    FINDING_LABELS_ZH,
-    KIND_LABELS_ZH,
-    LOOKBACK_LABELS_ZH,
-    REFERRAL_PATH_LABELS_ZH,
     ActionRefused,
     CaseFilter,
     FormError,
@@ -48,6 +44,10 @@ from admin.users import User
 from config import Settings, connect_client
 from domain.enums import (
     ACTION_LABELS_ZH,
+    FINDING_LABELS_ZH,
+    KIND_LABELS_ZH,
+    LOOKBACK_LABELS_ZH,
+    REFERRAL_PATH_LABELS_ZH,
     ROLE_LABELS_ZH,
     RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from domain.decide import decide
-from domain.enums import Action, CaseKind, Finding, ReferralPath, Rung, Stage
+from domain.enums import Action, CaseKind, Finding, ReferralPath, Role, Rung, Stage
 from domain.errors import InvalidTransitionError
 from domain.lifecycle import (
     ACTIVE_STAGES,
@@ -262,3 +262,14 @@ def test_record_finding_partly_substantiated_goes_to_rectifying():
 
     assert after.stage is Stage.RECTIFYING
     assert after.finding is Finding.PARTLY_SUBSTANTIATED
+
+
+def test_whose_move_table_agrees_with_the_rules():
+    """Every stage that waits on a role has a rule that role may take from that stage,
+    and every non-final stage with a forward rule says whose move it is."""
+    from domain.lifecycle import RULES, WAITING_ON, stages_waiting_on
+
+    for stage, role in WAITING_ON.items():
+        assert any(stage in r.from_stages and role in r.roles for r in RULES), (stage, role)
+    assert stages_waiting_on(Role.RESPONSIBLE_UNIT)[0] is Stage.TRANSFERRED
+    assert set(stages_waiting_on(Role.LEAD_SUPERVISOR)) == {Stage.PRELIM_REVIEW, Stage.VERIFICATION}
