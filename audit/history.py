@@ -99,8 +99,9 @@ def parse_history(
 ) -> RunHistory:
     """Parse the official CLI's JSON (a dict with `events`) into a `RunHistory`.
 
-    The sha256 is over the canonical text `WorkflowHistory.to_json()` produces,
-    so a file exported by the CLI and the archived copy of the same run agree.
+    The sha256 is over the text as given (a file's content, the archived text);
+    protobuf JSON orders map fields arbitrarily, so two exports of one run may
+    differ byte-wise: the fingerprint identifies this copy, the run id the run.
     """
     try:
         raw = json.loads(text_or_dict) if isinstance(text_or_dict, str) else text_or_dict
@@ -117,7 +118,7 @@ def parse_history(
     case_no = case_no_of(events)
     wid = workflow_id or case_workflow_id(case_no)
     history = WorkflowHistory(wid, events)
-    text = history.to_json()
+    text = text_or_dict if isinstance(text_or_dict, str) else history.to_json()
     start_attrs = events[0].workflow_execution_started_event_attributes
     last = events[-1]
     status = CLOSE_STATUS.get(last.event_type, "RUNNING")

@@ -116,6 +116,57 @@ def describe_event(run: RunHistory, event_id: int) -> str:
     return f"{event_id} (beyond the recorded history: the code issued a command the history lacks)"
 
 
+_COMMAND_EVENTS = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+    EventType.EVENT_TYPE_TIMER_STARTED, EventType.EVENT_TYPE_TIMER_CANCELED, EventType.EVENT_TYPE_MARKER_RECORDED,
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+    EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+    EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+}
+_QUOTED = re.compile(r"'([^']+)'")
+
+
+async def locate_divergence(run: RunHistory, replayer: Replayer, message: str) -> int | None:
+    """The first event whose recorded command the code no longer produces.
+
+    When the SDK's message names no event id, replay growing prefixes of the
+    history (cut at workflow task starts, binary search): the first workflow task
+    whose commands fail to match bounds the divergence; within it, the command
+    event the message names (an activity/timer name in quotes), else the first one.
+    """
+    from temporalio.client import WorkflowHistory
+
+    events = list(run.history.events)
+    starts = [i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED]
+
+    async def fails(k: int) -> bool:  # does the prefix through workflow task start #k fail?
+        prefix = WorkflowHistory(run.workflow_id, events[: starts[k] + 1])
+        res = await replayer.replay_workflow(prefix, raise_on_replay_failure=False)
+        return res.replay_failure is not None
+
+    lo, hi = 0, len(starts)  # invariant: prefixes < lo pass; prefix hi (or the whole history) fails
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if await fails(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    # The commands of task #(lo-1) are the events after its start up to task #lo's start.
+    begin = starts[lo - 1] + 1 if lo >= 1 else 0
+    end = starts[lo] if lo < len(starts) else len(events)
+    window = [e for e in events[begin:end] if e.event_type in _COMMAND_EVENTS]
+    if not window:
+        return events[end - 1].event_id if end else None
+    names = set(_QUOTED.findall(message))
+    for e in window:
+        if names and any(n in describe_event(run, e.event_id) for n in names):
+            return e.event_id
+    return window[0].event_id
+
+
 def outcome_of(run: RunHistory, failure: Exception | None) -> ReplayOutcome:
     out = ReplayOutcome(case_no=run.case_no, run_id=run.run_id, source=run.source, origin=run.origin,
                         events=len(run.history.events), ok=failure is None)
@@ -176,6 +227,11 @@ async def replay_runs(
         async for res in results:
             run = pending.pop(0)
             o = outcome_of(run, res.replay_failure)
+            if not o.ok and o.nondeterminism and o.diverging_event_id is None:
+                eid = await locate_divergence(run, make_replayer(sandboxed, workflows), o.error)
+                if eid is not None:
+                    o.diverging_event_id = eid
+                    o.diverging_event = describe_event(run, eid)
             outcomes.append(o)
             if on_result is not None:
                 on_result(o)
