@@ -62,6 +62,7 @@ class Settings:
     policy_file: str = ""
     calendar_overrides_file: str = field(default_factory=lambda: str(ROOT / "deploy" / "calendar_overrides.json"))
     max_cached_workflows: int = 2000
+    archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
     log_json: bool = False
     # Admin console (admin/web) and casectl.
@@ -96,6 +97,7 @@ class Settings:
             policy_file=_env("POLICY_FILE", d.policy_file),
             calendar_overrides_file=_env("CALENDAR_OVERRIDES_FILE", d.calendar_overrides_file),
             max_cached_workflows=_int("WORKER_MAX_CACHED_WORKFLOWS", d.max_cached_workflows),
+            archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),
             log_json=_bool("LOG_JSON", d.log_json),
             console_host=_env("CONSOLE_HOST", d.console_host),

@@ -87,7 +87,7 @@ def smtp_config(settings: Settings) -> SmtpConfig:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Run worker and notice sender until `stop` is set."""
+    """Run worker, notice sender and history archiver until `stop` is set."""
     log = structlog.get_logger("worker")
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
     try:
@@ -95,11 +95,18 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         worker = build_worker(client, pool, settings)
         sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
         sender_task = asyncio.create_task(sender.run(stop))
+        archiver_task = None
+        if settings.archive_poll_seconds > 0:
+            from audit.archive import run_archiver
+
+            archiver_task = asyncio.create_task(run_archiver(client, pool, stop, settings.archive_poll_seconds))
         log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address,
-                 email=bool(settings.smtp_host))
+                 email=bool(settings.smtp_host), archive_poll_seconds=settings.archive_poll_seconds)
         async with worker:
             await stop.wait()
         await sender_task
+        if archiver_task is not None:
+            await archiver_task
         log.info("worker_stopped")
     finally:
         await pool.close()

@@ -18,6 +18,7 @@ from temporalio import activity
 
 from activities.calendar_source import load_calendar
 from activities.policy_source import load_policy
+from audit.chain import GENESIS, ChainRow, row_hash
 from domain.calendar import WorkingCalendar
 from domain.deadlines import compute_deadline
 from domain.model import ComputedDeadline, DeadlineRequest
@@ -28,10 +29,35 @@ log = structlog.get_logger(__name__)
 
 _INSERT_LEDGER = """
 INSERT INTO ledger (case_no, seq, event, actor_user, actor_role, actor_unit, at,
-                    from_stage, to_stage, reason, request_id, data, workflow_run_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)
+                    from_stage, to_stage, reason, request_id, data, workflow_run_id,
+                    prev_hash, row_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15)
 ON CONFLICT (case_no, seq) DO NOTHING
 """
+
+_STORED_HASH = "SELECT row_hash FROM ledger WHERE case_no = $1 AND seq = $2"
+_CASE_ROWS_BEFORE = "SELECT * FROM ledger WHERE case_no = $1 AND seq < $2 ORDER BY seq"
+
+
+async def _prev_hash(conn: asyncpg.Connection, case_no: str, seq: int) -> str:
+    """The row_hash of row seq - 1 of the case (GENESIS for seq 1).
+
+    A row written before the chain existed (migration 002) has no stored hash:
+    then the chain over the case's earlier rows is computed from their content
+    (audit.chain's legacy rule), so this row commits to all of them.
+    """
+    if seq == 1:
+        return GENESIS
+    stored = await conn.fetchval(_STORED_HASH, case_no, seq - 1)
+    if stored is not None:
+        return stored
+    rows = await conn.fetch(_CASE_ROWS_BEFORE, case_no, seq)
+    if not rows or rows[-1]["seq"] != seq - 1:
+        raise RuntimeError(f"ledger of case {case_no} has no row seq {seq - 1}; refusing to chain seq {seq}")
+    prev = GENESIS
+    for r in rows:
+        prev = r["row_hash"] or row_hash(ChainRow.from_record(r), prev)
+    return prev
 
 _UPSERT_PROJECTION = """
 INSERT INTO case_projection AS p (
@@ -111,15 +137,25 @@ class CaseActivities:
         p = inp.projection
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = 0
+            prev: str | None = None
             for e in inp.entries:
+                # Deterministic: a retry computes the same hashes (and inserts nothing).
+                if prev is None:
+                    prev = await _prev_hash(conn, e.case_no, e.seq)
+                own = row_hash(ChainRow.from_entry(e, inp.workflow_run_id), prev)
                 status = await conn.execute(
                     _INSERT_LEDGER,
                     e.case_no, e.seq, e.event, e.actor.user_id, e.actor.role.value, e.actor.unit,
                     e.at, e.from_stage.value if e.from_stage else None,
                     e.to_stage.value if e.to_stage else None, e.reason, e.request_id,
                     json.dumps(e.data, ensure_ascii=False, default=str), inp.workflow_run_id,
+                    prev, own,
                 )
-                inserted += int(status.rsplit(" ", 1)[-1])
+                n = int(status.rsplit(" ", 1)[-1])
+                inserted += n
+                # The next row chains onto what is stored (the same hash, unless the row
+                # was written earlier with other content: then verify reports that row).
+                prev = own if n else (await conn.fetchval(_STORED_HASH, e.case_no, e.seq) or own)
             await conn.execute(
                 _UPSERT_PROJECTION,
                 p.case_no, case_workflow_id(p.case_no), p.kind.value, p.title, p.stage.value,

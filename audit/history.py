@@ -1,0 +1,159 @@
+"""One run's workflow history as the auditor handles it: parsed, identified, fingerprinted.
+
+A history is kept as the JSON text `temporal workflow show --output json` writes
+(`WorkflowHistory.to_json()`); its sha256 is taken over exactly that text (UTF-8).
+Payloads are decoded with the production (pydantic) data converter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, case_workflow_id
+
+CLOSE_STATUS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "COMPLETED",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "FAILED",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "TIMED_OUT",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "CANCELED",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "TERMINATED",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "CONTINUED_AS_NEW",
+}
+
+
+class HistoryError(ValueError):
+    """A history file or archive row that is not a usable Case workflow history."""
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def decode(payloads: Any, type_hint: Any) -> Any:
+    """The first value of a Payloads message, as the production converter reads it."""
+    items = list(payloads.payloads) if hasattr(payloads, "payloads") else list(payloads)
+    if not items:
+        return None
+    return pydantic_data_converter.payload_converter.from_payloads(items, [type_hint])[0]
+
+
+def event_time(e: HistoryEvent) -> datetime:
+    return e.event_time.ToDatetime(tzinfo=UTC)
+
+
+@dataclass
+class RunHistory:
+    """One run of a case workflow: the history, where it came from, and its fingerprint."""
+
+    case_no: str
+    workflow_id: str
+    run_id: str
+    history: WorkflowHistory
+    json_text: str
+    sha256: str
+    source: str  # archive | temporal | file
+    status: str  # RUNNING or a CLOSE_STATUS value
+    start_time: datetime
+    close_time: datetime | None
+    continued_from: str | None
+    origin: str = ""  # file path or "archive"/"temporal"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[HistoryEvent]:
+        return list(self.history.events)
+
+    @property
+    def closed(self) -> bool:
+        return self.status != "RUNNING"
+
+
+def _started(events: list[HistoryEvent]) -> HistoryEvent:
+    if not events or events[0].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        raise HistoryError("history does not begin with WorkflowExecutionStarted")
+    return events[0]
+
+
+def case_no_of(events: list[HistoryEvent]) -> str:
+    """The case number, from the workflow's start input."""
+    attrs = _started(events).workflow_execution_started_event_attributes
+    if attrs.workflow_type.name != WORKFLOW_NAME:
+        raise HistoryError(f"history is of workflow type {attrs.workflow_type.name!r}, not {WORKFLOW_NAME!r}")
+    inp = decode(attrs.input, CaseWorkflowInput)
+    if inp is None:
+        raise HistoryError("workflow start event has no input")
+    return inp.filing.case_no
+
+
+def parse_history(
+    text_or_dict: str | dict[str, Any], source: str, origin: str = "", workflow_id: str | None = None
+) -> RunHistory:
+    """Parse the official CLI's JSON (a dict with `events`) into a `RunHistory`.
+
+    The sha256 is over the text as given (a file's content, the archived text);
+    protobuf JSON orders map fields arbitrarily, so two exports of one run may
+    differ byte-wise: the fingerprint identifies this copy, the run id the run.
+    """
+    try:
+        raw = json.loads(text_or_dict) if isinstance(text_or_dict, str) else text_or_dict
+    except json.JSONDecodeError as e:
+        raise HistoryError(f"not JSON: {e}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+        raise HistoryError("not a workflow history (expected an object with an `events` list, "
+                           "as `temporal workflow show --output json` writes)")
+    try:
+        probe = WorkflowHistory.from_json("probe", raw)
+    except Exception as e:  # protobuf ParseError and friends
+        raise HistoryError(f"not a workflow history: {e}") from None
+    events = list(probe.events)
+    case_no = case_no_of(events)
+    wid = workflow_id or case_workflow_id(case_no)
+    history = WorkflowHistory(wid, events)
+    text = text_or_dict if isinstance(text_or_dict, str) else history.to_json()
+    start_attrs = events[0].workflow_execution_started_event_attributes
+    last = events[-1]
+    status = CLOSE_STATUS.get(last.event_type, "RUNNING")
+    return RunHistory(
+        case_no=case_no,
+        workflow_id=wid,
+        run_id=history.run_id,
+        history=history,
+        json_text=text,
+        sha256=sha256_text(text),
+        source=source,
+        status=status,
+        start_time=event_time(events[0]),
+        close_time=event_time(last) if status != "RUNNING" else None,
+        continued_from=start_attrs.continued_execution_run_id or None,
+        origin=origin,
+    )
+
+
+def from_workflow_history(history: WorkflowHistory, source: str = "temporal") -> RunHistory:
+    return parse_history(history.to_json(), source=source, origin=source, workflow_id=history.workflow_id)
+
+
+def order_runs(runs: list[RunHistory]) -> list[RunHistory]:
+    """Runs of one case in execution order: follow continue-as-new links, then by start time."""
+    by_id = {r.run_id: r for r in runs}
+    ordered = sorted(by_id.values(), key=lambda r: (r.start_time, r.run_id))
+    # A run that continued from another comes right after it.
+    heads = [r for r in ordered if not r.continued_from or r.continued_from not in by_id]
+    next_of = {r.continued_from: r for r in ordered if r.continued_from in by_id}
+    out: list[RunHistory] = []
+    for h in heads:
+        r: RunHistory | None = h
+        while r is not None and r not in out:
+            out.append(r)
+            r = next_of.get(r.run_id)
+    out += [r for r in ordered if r not in out]
+    return out
