@@ -176,6 +176,15 @@ LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_uni
 
 
 @dataclass
+class AuditReport:
+    case_no: str
+    runs: list[Any]  # audit.history.RunHistory, oldest first
+    entries: list[Any]  # audit.timeline.TimelineEntry
+    verdict: Any  # audit.verify.CaseVerdict, or None when not asked for
+    error: str = ""
+
+
+@dataclass
 class Service:
     pool: asyncpg.Pool
     client: Client
@@ -339,6 +348,23 @@ class Service:
                 """SELECT at, action, actor_user, actor_role, actor_unit, error_type, message FROM refused_action
                    WHERE case_no = $1 ORDER BY at DESC LIMIT 20""", case_no)],
         }
+
+    async def audit_report(self, case_no: str, verify: bool = True) -> AuditReport | None:
+        """The auditor's view of a case: its runs and a timeline derived from the histories
+        (archive first, Temporal as fallback), and the ledger's chain and cross-check."""
+        from audit.archive import load_histories
+        from audit.history import HistoryError
+        from audit.timeline import build_timeline_from_runs
+        from audit.verify import verify_case
+
+        try:
+            runs = await load_histories(self.pool, self.client, case_no)
+        except HistoryError as e:  # an archived history was altered: say so, show nothing from it
+            return AuditReport(case_no=case_no, runs=[], entries=[], verdict=None, error=str(e))
+        if not runs:
+            return None
+        verdict = await verify_case(self.pool, self.client, case_no) if verify else None
+        return AuditReport(case_no=case_no, runs=runs, entries=build_timeline_from_runs(runs), verdict=verdict)
 
     # ------------------------------------------------------------ acting
 

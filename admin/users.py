@@ -37,6 +37,11 @@ class User:
         """Auditors (and users holding no acting role) only read."""
         return all(r in (Role.AUDITOR,) for r in self.roles)
 
+    @property
+    def may_audit(self) -> bool:
+        """Auditors and the rectification office see the audit pages (histories, chain checks)."""
+        return Role.AUDITOR in self.roles or Role.RECTIFICATION_OFFICE in self.roles
+
     def actor(self, role: Role) -> Actor:
         """The actor for an action: always built here from the authenticated user."""
         if role not in self.roles:

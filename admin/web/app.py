@@ -276,6 +276,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return page(request, "case.html", s, status=status, v=view, ok=ok, error=error, nav="cases",
                     request_id=uuid.uuid4().hex)
 
+    # ------------------------------------------------------------ audit (read-only)
+
+    def auditor(s: auth.Session) -> None:
+        if not s.user.may_audit:
+            raise Forbidden("仅审计人员和整改办可查看审计页 (the audit pages are for auditors and the office)")
+
+    @app.get("/audit", response_class=HTMLResponse)
+    async def audit_index(request: Request, case_no: str = "") -> Response:
+        s = await session(request)
+        auditor(s)
+        if case_no.strip():
+            return RedirectResponse(f"/audit/cases/{quote(case_no.strip())}", status_code=303)
+        runs = await request.app.state.pool.fetch(
+            """SELECT case_no, count(*) AS runs, sum(event_count) AS events, max(close_time) AS last_close
+               FROM history_archive GROUP BY case_no ORDER BY max(close_time) DESC LIMIT 200""")
+        return page(request, "audit_index.html", s, runs=runs, nav="audit")
+
+    @app.get("/audit/cases/{case_no}", response_class=HTMLResponse)
+    async def audit_case(request: Request, case_no: str) -> Response:
+        s = await session(request)
+        auditor(s)
+        report = await svc(request).audit_report(case_no)
+        if report is None:
+            return page(request, "error.html", s, status=404,
+                        message=f"案件 {case_no} 在归档和服务器上都没有工作流历史 (no workflow history for this case)")
+        return page(request, "audit.html", s, r=report, nav="audit")
+
+    @app.get("/audit/cases/{case_no}/timeline.{fmt}")
+    async def audit_export(request: Request, case_no: str, fmt: str) -> Response:
+        s = await session(request)
+        auditor(s)
+        if fmt not in ("html", "pdf"):
+            return page(request, "error.html", s, status=400, message=f"未知格式 unknown format {fmt!r} (html, pdf)")
+        report = await svc(request).audit_report(case_no, verify=False)
+        if report is None:
+            return page(request, "error.html", s, status=404, message=f"案件 {case_no} 没有工作流历史 (no history)")
+        from audit import timeline as tl
+
+        name = f"audit-timeline-{case_no}.{fmt}"
+        disposition = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+        if fmt == "html":
+            body = tl.render_html(case_no, report.entries, report.runs).encode()
+            return Response(body, media_type="text/html; charset=utf-8", headers=disposition)
+        return Response(tl.render_pdf(case_no, report.entries, report.runs), media_type="application/pdf",
+                        headers=disposition)
+
     @app.post("/cases/{case_no}/act/{action}")
     async def case_act(request: Request, case_no: str, action: str) -> Response:
         s, form = await post_session(request)

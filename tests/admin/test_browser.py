@@ -242,5 +242,12 @@ async def test_a_sample_case_goes_from_transfer_to_closure_through_the_console(
         await office.click("a[href^='/cases/export.xlsx']")
     path = await (await dl.value).path()
     shutil.copy(path, ARTIFACTS / "taizhang.xlsx")
+
+    # The office (like an auditor) reads the case's account from its workflow history.
+    await office.goto(f"{console.url}/cases/{case_no}")
+    await office.click(f"a[href='/audit/cases/{case_no}']")
+    await expect(office.locator("[data-testid=audit-verdict]")).to_contain_text("哈希链完整")
+    await expect(office.locator("[data-testid=audit-timeline]")).to_contain_text("备案销号")
+    await shot(office, "audit-timeline")
     for p in (office, ru, lead):
         await p.context.close()

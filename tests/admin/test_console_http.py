@@ -9,7 +9,7 @@ import httpx
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from tests.admin.conftest import PASSWORD, Console, act_via_api, file_via_api
+from tests.admin.conftest import PASSWORD, Console, act_via_api, file_via_api, wait_projection
 
 pytestmark = pytest.mark.devserver
 
@@ -218,3 +218,35 @@ async def test_api_tokens_resolve_the_user_and_auditors_only_read(console: Conso
         assert r.status_code == 422 and "actor comes from the login or API token" in r.json()["message"]
     async with httpx.AsyncClient(base_url=console.url) as http:
         assert (await http.get("/api/v1/cases")).status_code == 401
+
+
+async def test_audit_page_reads_the_history_checks_the_ledger_and_exports(console: Console) -> None:
+    no = await file_via_api(console, console.case_record())
+    await act_via_api(console, "office", no, "TRANSFER")
+    await act_via_api(console, "ru", no, "ACKNOWLEDGE")
+    await wait_projection(console, no, "RECTIFYING")
+
+    auditor = await login(console, "auditor")
+    idx = await auditor.get("/audit")
+    assert idx.status_code == 200 and "审计" in idx.text
+    page = await auditor.get(f"/audit/cases/{no}")
+    assert page.status_code == 200, page.text
+    timeline = page.text.split('data-testid="audit-timeline"', 1)[1]
+    for label in ("交办", "签收", "期限"):  # human actions and the deadlines, from the history
+        assert label in timeline, label
+    verdict = page.text.split('data-testid="audit-verdict"', 1)[1].split("</section>", 1)[0]
+    assert "哈希链完整" in verdict and "flash err" not in verdict
+
+    html_export = await auditor.get(f"/audit/cases/{no}/timeline.html")
+    assert html_export.status_code == 200 and no in html_export.text and "交办" in html_export.text
+    assert "attachment" in html_export.headers["content-disposition"]
+    pdf = await auditor.get(f"/audit/cases/{no}/timeline.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert (await auditor.get("/audit/cases/NO-SUCH-CASE")).status_code == 404
+    await auditor.aclose()
+
+    unit = await login(console, "ru")
+    refused = await unit.get(f"/audit/cases/{no}")
+    assert refused.status_code == 403 and "审计" in refused.text
+    assert 'href="/audit"' not in (await unit.get("/my")).text
+    await unit.aclose()
