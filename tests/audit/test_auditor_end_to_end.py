@@ -150,6 +150,11 @@ async def test_an_auditor_replays_and_reads_a_year_old_case_the_server_no_longer
     assert doc["ok"] and {(r["case_no"], r["run_id"], r["source"]) for r in doc["runs"]} >= {
         (c.case_no, run_id, "archive")} and doc["runner"] == "sandboxed"
 
+    since = (row["close_time"] - timedelta(days=1)).date().isoformat()
+    out = _cli(dev_env, database_url, "replay", "--since", since, "--source", "archive", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert run_id in {r["run_id"] for r in json.loads(out.stdout)["runs"]}
+
     # (c) the account, one command: from the history, with actors, reasons, deadlines, timers.
     out = _cli(dev_env, database_url, "timeline", c.case_no)
     assert out.returncode == 0, out.stderr

@@ -192,3 +192,11 @@ def test_a_case_archived_a_year_after_closure_reads_to_its_end() -> None:
     archived = entries[labels.index("ARCHIVED")]
     assert archived.actor_role_zh == "系统" and "定时器" in archived.detail and "回头看期满" in archived.reason
     assert "已归档(ARCHIVED)" in entries[-1].detail
+
+
+def test_progress_goes_to_stderr_and_results_to_stdout_when_asked() -> None:
+    out = _cli("replay", "--file", str(HISTORIES), "--progress")
+    assert out.returncode == 0, out.stderr
+    assert "[" in out.stderr and f"{len(list(HISTORIES.glob('*.json')))}/" in out.stderr and "#" in out.stderr
+    assert not any(line.startswith("OK") for line in out.stdout.splitlines()), "only failures + summary"
+    assert out.stdout.splitlines()[-1].startswith("replayed ")
