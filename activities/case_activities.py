@@ -4,6 +4,9 @@ Every activity is idempotent. The ledger is keyed by (case_no, seq), where seq
 lives in the workflow state and so survives continue-as-new; a retried write
 inserts nothing twice. Ledger rows, the projection and outbox notices are
 written in one transaction, so a notice exists exactly when its ledger row does.
+Each ledger row is hash-chained to the previous row of its case (audit/chain.py);
+the hashes depend only on the activity input and the stored previous row, so a
+retry computes the same ones.
 """
 
 from __future__ import annotations

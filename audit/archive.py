@@ -54,7 +54,7 @@ async def archive_run(pool: asyncpg.Pool | asyncpg.Connection, run: RunHistory) 
     return status.endswith(" 1")
 
 
-def _from_row(r: asyncpg.Record) -> RunHistory:
+def run_from_row(r: asyncpg.Record) -> RunHistory:
     text = r["history_json"]
     actual = sha256_text(text)
     if actual != r["sha256"]:
@@ -73,10 +73,10 @@ def _from_row(r: asyncpg.Record) -> RunHistory:
 
 async def load_archived(pool: asyncpg.Pool, case_no: str) -> list[RunHistory]:
     rows = await pool.fetch("SELECT * FROM history_archive WHERE case_no = $1 ORDER BY start_time", case_no)
-    return [_from_row(r) for r in rows]
+    return [run_from_row(r) for r in rows]
 
 
-async def _fetch_run(client: Client, workflow_id: str, run_id: str | None) -> RunHistory | None:
+async def fetch_run(client: Client, workflow_id: str, run_id: str | None) -> RunHistory | None:
     try:
         hist = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     except RPCError as e:
@@ -102,7 +102,7 @@ async def load_histories(pool: asyncpg.Pool | None, client: Client | None, case_
             runs[r.run_id] = r
     if client is not None:
         wid = case_workflow_id(case_no)
-        latest = await _fetch_run(client, wid, None)
+        latest = await fetch_run(client, wid, None)
         cursor = latest
         while cursor is not None:
             if cursor.run_id not in runs:
@@ -110,7 +110,7 @@ async def load_histories(pool: asyncpg.Pool | None, client: Client | None, case_
             prev = cursor.continued_from
             if not prev:
                 break
-            cursor = runs.get(prev) or await _fetch_run(client, wid, prev)
+            cursor = runs.get(prev) or await fetch_run(client, wid, prev)
     return order_runs(list(runs.values()))
 
 
@@ -124,14 +124,14 @@ class ArchivePass:
     skipped_locked: bool = False
 
 
-def _rfc3339(t: datetime) -> str:
+def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def closed_runs_query(since: datetime | None) -> str:
     q = f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus != 'Running'"
     if since is not None:
-        q += f" AND CloseTime >= '{_rfc3339(since)}'"
+        q += f" AND CloseTime >= '{rfc3339(since)}'"
     return q
 
 
@@ -156,7 +156,7 @@ async def archive_pass(
                     out.already += 1
                     continue
                 try:
-                    run = await _fetch_run(client, wf.id, wf.run_id)
+                    run = await fetch_run(client, wf.id, wf.run_id)
                     if run is None:
                         raise HistoryError("history no longer on the server")
                     if not run.closed:
@@ -172,9 +172,12 @@ async def archive_pass(
                     out.failed.append(f"{wf.id} run {wf.run_id}: {e}")
                     log.warning("history_archive_failed", workflow_id=wf.id, run_id=wf.run_id, error=str(e))
             # A failed run keeps the watermark where it was, so the next pass lists it again.
+            # Never past our own clock: a close time in the future (server clock skew, a
+            # time-skipped test workflow) must not make the next passes skip real closes.
             if out.failed:
                 newest = mark
             elif newest is not None:
+                newest = min(newest, datetime.now(UTC))
                 await pool.execute(
                     """INSERT INTO archive_checkpoint (name, watermark, runs_seen) VALUES ($1, $2, $3)
                        ON CONFLICT (name) DO UPDATE SET watermark = GREATEST(archive_checkpoint.watermark,

@@ -147,14 +147,14 @@ async def _archive_ids(pool, since: datetime | None) -> list[str]:
 
 
 async def _temporal_runs(client, since: datetime | None, skip: set[str]) -> list[tuple[str, str]]:
-    from audit.archive import _rfc3339
+    from audit.archive import rfc3339
     from workflows.contracts import WORKFLOW_NAME
 
     if client is None:
         return []
     q = f"WorkflowType = '{WORKFLOW_NAME}'"
     if since is not None:
-        q += f" AND CloseTime >= '{_rfc3339(since)}'"
+        q += f" AND CloseTime >= '{rfc3339(since)}'"
     out = []
     try:
         async for wf in client.list_workflows(q):
@@ -166,7 +166,7 @@ async def _temporal_runs(client, since: datetime | None, skip: set[str]) -> list
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from audit.archive import _fetch_run, _from_row, load_histories
+    from audit.archive import fetch_run, load_histories, run_from_row
     from audit.history import HistoryError, RunHistory
     from audit.replay import ReplayOutcome, replay_runs
 
@@ -223,11 +223,11 @@ async def _replay(args: argparse.Namespace) -> int:
                     for rid in ids:
                         row = await pool.fetchrow("SELECT * FROM history_archive WHERE run_id = $1", rid)
                         try:
-                            yield _from_row(row)
+                            yield run_from_row(row)
                         except HistoryError as e:
                             problems.append(str(e))
                     for wid, rid in extra:
-                        run = await _fetch_run(client, wid, rid)
+                        run = await fetch_run(client, wid, rid)
                         if run is not None:
                             yield run
 

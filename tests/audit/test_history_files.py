@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,39 @@ def test_timeline_entries_serialise_for_the_web_console() -> None:
     assert isinstance(e, TimelineEntry)
     again = TimelineEntry.model_validate_json(e.model_dump_json())
     assert again == e and e.kind_zh
+
+
+def test_casectl_mounts_the_audit_commands_under_its_own_parser() -> None:
+    """The contract with the admin tool: configure(parser) adds subcommands with a sync func(args) -> int."""
+    import argparse
+
+    from audit.cli import configure
+
+    casectl = argparse.ArgumentParser(prog="casectl")
+    sub = casectl.add_subparsers(dest="command", required=True)
+    configure(sub.add_parser("audit"))
+    args = casectl.parse_args(["audit", "replay", "--file", str(HISTORIES / "objection.json"), "--json"])
+    assert args.func(args) == 0
+    for name in ("timeline", "verify", "archive"):
+        assert callable(casectl.parse_args(["audit", name] + (["X"] if name == "timeline" else [])).func)
+    with pytest.raises(SystemExit):
+        casectl.parse_args(["audit"])
+
+
+def test_a_case_archived_a_year_after_closure_reads_to_its_end() -> None:
+    run = _run("archived_after_lookback")
+    assert run.status == "COMPLETED" and run.close_time - run.start_time > timedelta(days=365)
+    entries = build_timeline(run)
+    labels = [e.label_en for e in entries]
+    assert labels.index("RECORD_FILING") < labels.index("ARCHIVED") < labels.index("WORKFLOW_COMPLETED")
+    archived = entries[labels.index("ARCHIVED")]
+    assert archived.actor_role_zh == "系统" and "定时器" in archived.detail and "回头看期满" in archived.reason
+    assert "已归档(ARCHIVED)" in entries[-1].detail
+
+
+def test_progress_goes_to_stderr_and_results_to_stdout_when_asked() -> None:
+    out = _cli("replay", "--file", str(HISTORIES), "--progress")
+    assert out.returncode == 0, out.stderr
+    assert "[" in out.stderr and f"{len(list(HISTORIES.glob('*.json')))}/" in out.stderr and "#" in out.stderr
+    assert not any(line.startswith("OK") for line in out.stdout.splitlines()), "only failures + summary"
+    assert out.stdout.splitlines()[-1].startswith("replayed ")

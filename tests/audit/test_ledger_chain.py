@@ -181,3 +181,34 @@ async def test_rows_written_before_the_chain_are_covered_from_the_first_chained_
     finally:
         await p2.close()
         await pool.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+
+
+async def test_the_auditor_role_reads_and_verifies_but_cannot_write(pool: asyncpg.Pool, database_url: str) -> None:
+    """deploy/sql/roles/audit_roles.sql: SELECT only, sessions read-only; verify works under it."""
+    sql = (MIGRATIONS_DIR / "roles" / "audit_roles.sql").read_text(encoding="utf-8")
+    await pool.execute(sql)
+    await pool.execute(sql)  # idempotent
+    login = f"auditor_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE case_auditor')
+    await pool.execute(f'ALTER ROLE "{login}" SET default_transaction_read_only = on')
+    case_no = f"CH-{uuid.uuid4().hex[:8]}"
+    await _write(pool, _inputs(case_no))
+    conn = await asyncpg.connect(database_url, user=login)
+    try:
+        assert await conn.fetchval("SHOW default_transaction_read_only") == "on"
+        assert await conn.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1", case_no) == 4
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await conn.execute("INSERT INTO history_archive (run_id) VALUES ('x')")
+        await conn.execute("SET default_transaction_read_only = off")  # even then: no privilege
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM ledger WHERE case_no = $1", case_no)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM unit_directory")
+    finally:
+        await conn.close()
+    auditor_pool = await asyncpg.create_pool(database_url, user=login, min_size=1, max_size=2)
+    try:
+        v = await verify_case(auditor_pool, None, case_no, with_history=False)
+        assert v.ok and v.rows == 4
+    finally:
+        await auditor_pool.close()

@@ -1,6 +1,6 @@
 """Records workflow histories of representative cases from the real dev server.
 
-    .venv/bin/python -m tests.replay.record_histories
+    .venv/bin/python -m tests.replay.record_histories [SCENARIO ...]   (default: all)
 
 Writes tests/replay/histories/<scenario>.json (the JSON `temporal workflow show
 --output json` writes). The replay test replays every file there against the
@@ -106,8 +106,17 @@ async def continue_as_new(env: WorkflowEnvironment, c: CaseDriver) -> None:
         await c.do(Action.REPORT_PROGRESS, RU, reason=f"第{i + 1}次调度")
 
 
+async def archived_after_lookback(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Closed, then a year on its clock: the look-back window ends, ARCHIVED, the run completes."""
+    await happy_path(env, c)
+    handle = c.client.get_workflow_handle(case_workflow_id(c.case_no))
+    await env.fast_forward(handle, timedelta(days=366))
+    await asyncio.wait_for(handle.result(), timeout=60)
+
+
 SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
     "happy_path": happy_path,
+    "archived_after_lookback": archived_after_lookback,
     "escalation_to_last_rung": escalation_to_last_rung,
     "objection": objection,
     "reopen": reopen,
@@ -115,7 +124,12 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
 }
 
 
-async def main() -> int:
+async def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    chosen = {n: SCENARIOS[n] for n in (names or SCENARIOS)}
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", find_free_port(), fast=True)
@@ -127,7 +141,7 @@ async def main() -> int:
             await conn.close()
             pool = await asyncpg.create_pool(url)
             today = local_date(datetime.now(UTC))
-            for name, scenario in SCENARIOS.items():
+            for name, scenario in chosen.items():
                 tq = f"record-{name}"
                 due = today + timedelta(days=3 if name.startswith("escalation") else 120)
                 c = CaseDriver(env.client, pool, tq, make_filing(f"REPLAY-{name}", due=due))
@@ -154,6 +168,6 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    status = asyncio.run(main())
+    status = asyncio.run(main(sys.argv[1:]))
     sys.stdout.flush()
     os._exit(status)
