@@ -161,7 +161,7 @@ async def test_rows_written_before_the_chain_are_covered_from_the_first_chained_
                 e.case_no, e.seq, e.event, e.actor.user_id, e.actor.role.value, e.actor.unit, e.at,
                 e.from_stage.value if e.from_stage else None, e.to_stage.value if e.to_stage else None,
                 e.reason, e.request_id, json.dumps(e.data, ensure_ascii=False), "run-1")
-        assert await migrate(conn) == ["002_audit.sql"]
+        assert (await migrate(conn))[0] == "002_audit.sql"  # and any later migrations
     finally:
         await conn.close()
     p2 = await asyncpg.create_pool(url, min_size=1, max_size=2)
