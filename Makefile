@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not devserver"
+
+# Benchmark on the embedded defaults (bench/README.md): SCALE=tiny|small|full, ARGS for more options.
+SCALE ?= small
+bench: setup
+	$(PY) -m bench.run --scale $(SCALE) $(ARGS)
 
 lint: setup
 	$(PY) -m pip install --quiet ruff

@@ -116,6 +116,15 @@ class WorkerProcess:
             await asyncio.to_thread(proc.wait, 10)
 
 
+class _DevServerNoWal(DevServer):
+    """The dev server with SQLite's default journal (rollback), for the "before WAL" baseline."""
+
+    def command(self, executable: str | None = None) -> list[str]:
+        cmd = super().command(executable)
+        i = cmd.index("journal_mode=wal")
+        return cmd[: i - 1] + cmd[i + 1 :]
+
+
 @dataclass
 class BenchEnv:
     """Started by `start()`, torn down by `stop()`; `data_dir` is a fresh temp dir unless given."""
@@ -123,6 +132,7 @@ class BenchEnv:
     data_dir: Path | None = None
     max_cached_workflows: int | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
+    baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
     pg: EmbeddedPostgres | None = None
     dev: DevServer | None = None
     worker: WorkerProcess | None = None
@@ -141,7 +151,8 @@ class BenchEnv:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.pg = EmbeddedPostgres(self.data_dir / "pg", find_free_port())
         self.database_url = await self.pg.start()
-        self.dev = DevServer(
+        server_cls = _DevServerNoWal if "no-wal" in self.baseline else DevServer
+        self.dev = server_cls(
             self.data_dir / "temporal.db",
             port=find_free_port(),
             headless=True,
@@ -170,6 +181,7 @@ class BenchEnv:
             TEMPORAL_ADDRESS=self.dev.address,
             DATABASE_URL=self.database_url,
             PYTHONPATH=str(ROOT),
+            BENCH_BASELINE=",".join(sorted(self.baseline)),
             **self.worker_env,
         )
         if max_cached is not None:

@@ -125,7 +125,7 @@ async def _sweep_cache(env: BenchEnv, case_nos: list[str], value: int) -> dict[s
 
 
 async def run(scale_name: str, only: set[str], profile_seconds: int | None, cache_values: list[int] | None,
-              out_dir: Path) -> dict[str, Any]:
+              out_dir: Path, baseline: frozenset[str] = frozenset()) -> dict[str, Any]:
     cfg = SCALES[scale_name]
     profile_seconds = cfg["profile"] if profile_seconds is None else profile_seconds
     cache_values = cache_values or cfg["cache_values"]
@@ -134,10 +134,10 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             "scale": scale_name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": _git_commit(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "loadavg_start": loadavg(), "worker_max_cached_workflows": Settings().max_cached_workflows,
-            "config": cfg,
+            "config": cfg, "baseline": sorted(baseline),
         }
     }
-    env = BenchEnv()
+    env = BenchEnv(baseline=baseline)
     t_start = time.monotonic()
     await env.start()
     try:
@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
     ap.add_argument("--json", type=Path, default=None, help="write the results here (default bench/results-<scale>.json)")
     ap.add_argument("--profile", type=int, default=None, help="py-spy the worker this many seconds (0: off)")
+    ap.add_argument("--baseline", default="", help="levers to switch OFF for a before/after comparison: "
+                    "no-wal (dev server SQLite in its default journal mode), no-passthrough (sandbox without "
+                    "our passthrough list)")
     ap.add_argument("--cache-values", default="", help="max_cached_workflows values to compare, e.g. 2000,10000")
     args = ap.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -320,12 +323,17 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging("WARNING")  # the in-process activity calls (ledger figure) log nothing per row
     cache_values = [int(v) for v in args.cache_values.split(",") if v.strip()] or None
+    baseline = frozenset(b.strip() for b in args.baseline.split(",") if b.strip())
+    if baseline - {"no-wal", "no-passthrough"}:
+        ap.error(f"unknown --baseline {sorted(baseline)}; use no-wal and/or no-passthrough")
     out = args.json or ROOT / "bench" / f"results-{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent))
+    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline))
     out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
     print()
     print(table(res))
+    if res["meta"]["baseline"]:
+        print(f"\nBASELINE run, levers off: {', '.join(res['meta']['baseline'])}")
     print(f"\nload average at start {res['meta']['loadavg_start']}, at end {res['meta'].get('loadavg_end')}; "
           f"{res['meta'].get('seconds', 0):.0f} s; JSON: {out}")
     return 0

@@ -17,13 +17,24 @@ from datetime import timedelta
 import asyncpg
 from temporalio.worker import Worker
 
+import worker
 from activities.notices import NoticeSender
 from bench.floor import FLOOR_TASK_QUEUE, FloorWorkflow, floor_noop
 from config import Settings, connect_client
-from worker import build_worker, configure_logging, sandbox_runner, smtp_config
+from worker import configure_logging, smtp_config
+
+
+def _baseline_runner() -> None:
+    """BENCH_BASELINE=no-passthrough: the sandbox without our passthrough list (the lever off),
+    so the bench can show the worker before and after it. Nothing else changes."""
+    if "no-passthrough" in os.environ.get("BENCH_BASELINE", ""):
+        from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+        worker.sandbox_runner = SandboxedWorkflowRunner  # default restrictions
 
 
 async def main() -> int:
+    _baseline_runner()
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
     stop = asyncio.Event()
@@ -33,13 +44,13 @@ async def main() -> int:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
     try:
         client = await connect_client(settings, identity=f"bench-worker@{os.getpid()}")
-        case_worker = build_worker(client, pool, settings)
+        case_worker = worker.build_worker(client, pool, settings)
         floor_worker = Worker(
             client,
             task_queue=FLOOR_TASK_QUEUE,
             workflows=[FloorWorkflow],
             activities=[floor_noop],
-            workflow_runner=sandbox_runner(),  # same runner as the case worker
+            workflow_runner=worker.sandbox_runner(),  # same runner as the case worker
             max_cached_workflows=settings.max_cached_workflows,
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
