@@ -34,7 +34,7 @@ from workflows.contracts import case_workflow_id
 FF_CONCURRENCY = 20
 
 
-def _margin(k: int) -> float:
+def margin(k: int) -> float:
     return 8.0 + k / 40.0  # time to issue K fast-forwards, with room to spare
 
 
@@ -58,7 +58,7 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     )
     await asyncio.sleep(1.0)  # first tasks done: every timer armed
     load0 = loadavg()
-    t_due = time.time() + _margin(k)
+    t_due = time.time() + margin(k)
     ff_seconds = await _fast_forward_all(env, handles, due_at - t_due)
     late = time.time() > t_due
     results = await bounded(handles, 100, lambda h: h.result())
@@ -77,7 +77,7 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
     due_at = due_dt.timestamp()
     handles = [c.get_workflow_handle(case_workflow_id(n)) for n in chosen]
     load0 = loadavg()
-    t_due = time.time() + _margin(len(chosen))
+    t_due = time.time() + margin(len(chosen))
     shift = due_at - t_due
     ff_seconds = await _fast_forward_all(env, handles, shift)
     late = time.time() > t_due

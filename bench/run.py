@@ -197,7 +197,14 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             k = min(cfg["k"], len(oc.transferred))
             print(f"[{_t(t_start)}] timer lag: {k} floor timers, then {k} case deadlines at one moment", flush=True)
             fl = await escalation.floor_timers(env, k)
+            prof = None
+            if profile_seconds:  # from the fast-forwards through the burst
+                prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds,
+                                out_dir / f"profile-{scale_name}-escalation.txt")
+                prof.start()
             esc = await escalation.cases(env, oc.take(k))
+            if prof is not None:
+                esc["profile"] = await prof.finish()
             esc["floor"] = fl
             fp99 = fl["wake_lag"]["p99"]
             esc["ratios_p99"] = {name: ratio(esc[name]["p99"], fp99) for name in ("wake_lag", "ledger_lag", "outbox_lag")}
@@ -308,13 +315,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=sorted(SCALES), default="small")
     ap.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
-    ap.add_argument("--json", type=Path, default=None, help="write the results here (default bench/results-<scale>.json)")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the results here (default bench/results/<scale>.json, git-ignored)")
     ap.add_argument("--profile", type=int, default=None, help="py-spy the worker this many seconds (0: off)")
     ap.add_argument("--baseline", default="", help="levers to switch OFF for a before/after comparison: "
                     "no-wal (dev server SQLite in its default journal mode), no-passthrough (sandbox without "
                     "our passthrough list)")
+    ap.add_argument("--show", type=Path, default=None, help="print the table of a results JSON and exit")
     ap.add_argument("--cache-values", default="", help="max_cached_workflows values to compare, e.g. 2000,10000")
     args = ap.parse_args(argv)
+    if args.show:
+        print(table(json.loads(args.show.read_text())))
+        return 0
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - set(SCENARIOS)
     if unknown:
@@ -326,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = frozenset(b.strip() for b in args.baseline.split(",") if b.strip())
     if baseline - {"no-wal", "no-passthrough"}:
         ap.error(f"unknown --baseline {sorted(baseline)}; use no-wal and/or no-passthrough")
-    out = args.json or ROOT / "bench" / f"results-{args.scale}.json"
+    out = args.json or ROOT / "bench" / "results" / f"{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline))
     out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
