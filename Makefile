@@ -27,6 +27,7 @@ test-fast: setup
 # Benchmark on the embedded defaults (bench/README.md): SCALE=tiny|small|full, ARGS for more options.
 SCALE ?= small
 bench: setup
+	$(PY) -m pip install --quiet 'py-spy>=0.4'  # the [bench] extra: profiles the worker
 	$(PY) -m bench.run --scale $(SCALE) $(ARGS)
 
 lint: setup
