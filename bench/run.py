@@ -160,6 +160,7 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             res["replay"] = {
                 "sandboxed": await replay.replay_throughput(hist, sandboxed=True),
                 "unsandboxed": await replay.replay_throughput(hist, sandboxed=False),
+                "unsandboxed_parallel": await replay.replay_parallel(hist, sandboxed=False),
                 "loadavg": loadavg(),
             }
         if "ledger" in only:
@@ -301,6 +302,10 @@ def table(res: dict[str, Any]) -> str:
             r = rp[k]
             add(f"replay {k}: histories/s (events/s)",
                 f"{_f(r['histories_per_s'], digits=1)} ({_f(r['events_per_s'], digits=0)})", "", None, rp["loadavg"])
+        if rpp := rp.get("unsandboxed_parallel"):
+            add(f"replay unsandboxed, {rpp['processes']} processes: histories/s steady (with start-up)",
+                f"{_f(rpp['histories_per_s_steady'], digits=1)} ({_f(rpp['histories_per_s'], digits=1)})", "", None,
+                rp["loadavg"])
     if lg := res.get("ledger"):
         add("ledger rows/s: activity vs raw COPY", _f(lg["activity_rows_per_s"], digits=0),
             _f(lg["copy_rows_per_s"], digits=0) + " (COPY)", lg["activity_vs_copy"], lg["loadavg"])

@@ -69,6 +69,8 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     for runner in ("sandboxed", "unsandboxed"):
         r = res["replay"][runner]
         assert r["histories"] == cfg["lifecycle"] and r["failures"] == 0 and r["histories_per_s"] > 0
+    par = res["replay"]["unsandboxed_parallel"]
+    assert par["histories"] == cfg["lifecycle"] and par["failures"] == 0 and par["histories_per_s_steady"] > 0
 
     lg = res["ledger"]
     assert lg["rows"] == cfg["ledger_rows"] and lg["activity_rows_per_s"] > 0 and lg["copy_rows_per_s"] > 0
