@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run console test test-fast lint clean browser
+.PHONY: setup run console test test-fast lint bench clean browser
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ test: setup browser
 
 test-fast: setup
 	$(PY) -m pytest -m "not devserver"
+
+# Benchmark on the embedded defaults (bench/README.md): SCALE=tiny|small|full, ARGS for more options.
+SCALE ?= small
+bench: setup
+	$(PY) -m pip install --quiet 'py-spy>=0.4'  # the [bench] extra: profiles the worker
+	$(PY) -m bench.run --scale $(SCALE) $(ARGS)
 
 lint: setup
 	$(PY) -m pip install --quiet ruff

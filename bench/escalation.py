@@ -1,0 +1,122 @@
+"""Escalation lag: K deadlines expiring at the same moment, against K plain timers.
+
+The cases are K of the scale ramp's cases waiting in TRANSFERRED; all were transferred on the
+same day, so their 签收 deadline (3 working days, end of day Asia/Shanghai) and its first rung
+(函告, 0 days after) fall on the same instant `due_at`. The bench picks a wall-clock moment
+`T` a little ahead and fast-forwards every case by the same `due_at - T` (dev server,
+per-workflow time skipping): each case's clock then runs in real time again, shifted, and
+all K deadlines expire together at wall time `T`. Measured, in the wall clock of this machine
+(PostgreSQL's clock_timestamp() and time.time()):
+
+* wake-up lag: the case's workflow task that saw the deadline (ledger `at` is its
+  workflow.now(), shifted back) minus T;
+* ledger lag: `ledger.recorded_at` of the ESCALATED row minus T;
+* outbox lag: `outbox.delivered_at` of each of its notices minus T (the notice sender polls
+  every NOTICE_POLL_SECONDS, 2 s by default, and delivers one notice per transaction).
+
+The floor: K `FloorWorkflow`s whose only timer ends at the same `due_at`, fast-forwarded the
+same way at another moment; its lag is the workflow task that saw the timer minus its due time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import bounded, dist, new_prefix
+from bench.floor import FLOOR_TASK_QUEUE, FLOOR_WORKFLOW
+from bench.infra import BenchEnv, loadavg
+from workflows.contracts import case_workflow_id
+
+FF_CONCURRENCY = 20
+
+
+def margin(k: int) -> float:
+    return 8.0 + k / 40.0  # time to issue K fast-forwards, with room to spare
+
+
+async def _fast_forward_all(env: BenchEnv, handles: list, shift: float) -> float:
+    assert env.skipper is not None
+    t0 = time.monotonic()
+    await bounded(handles, FF_CONCURRENCY, lambda h: env.skipper.fast_forward(h, timedelta(seconds=shift)))
+    return time.monotonic() - t0
+
+
+async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
+    assert env.client is not None
+    c = env.client
+    prefix = new_prefix("FT")
+    due_at = time.time() + 3 * 86400
+    inp = {"wake_at": due_at, "start_activities": 0, "on_timer": {"activities": 0, "timer_days": None},
+           "finish_on_timer": True}
+    handles = await bounded(
+        range(k), 50, lambda i: c.start_workflow(FLOOR_WORKFLOW, inp, id=f"floor-{prefix}-{i}",
+                                                 task_queue=FLOOR_TASK_QUEUE)
+    )
+    await asyncio.sleep(1.0)  # first tasks done: every timer armed
+    load0 = loadavg()
+    t_due = time.time() + margin(k)
+    ff_seconds = await _fast_forward_all(env, handles, due_at - t_due)
+    late = time.time() > t_due
+    results = await bounded(handles, 100, lambda h: h.result())
+    lags = [r["timer_lag"] for r in results]
+    return {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
+            "loadavg_before": load0, "loadavg_after": loadavg()}
+
+
+async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> dict[str, Any]:
+    assert env.client is not None and env.pool is not None
+    c, pool = env.client, env.pool
+    rows = await pool.fetch("SELECT case_no, due_at FROM case_projection WHERE case_no = ANY($1)", case_nos)
+    by_due = Counter(r["due_at"] for r in rows)
+    due_dt, _ = by_due.most_common(1)[0]
+    chosen = [r["case_no"] for r in rows if r["due_at"] == due_dt]
+    due_at = due_dt.timestamp()
+    handles = [c.get_workflow_handle(case_workflow_id(n)) for n in chosen]
+    load0 = loadavg()
+    t_due = time.time() + margin(len(chosen))
+    shift = due_at - t_due
+    ff_seconds = await _fast_forward_all(env, handles, shift)
+    late = time.time() > t_due
+
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        done = await pool.fetchval(
+            """SELECT count(*) FROM ledger WHERE case_no = ANY($1) AND event = 'ESCALATED'""", chosen
+        )
+        pending = await pool.fetchval(
+            """SELECT count(*) FROM outbox o JOIN ledger l USING (case_no, seq)
+               WHERE l.case_no = ANY($1) AND l.event = 'ESCALATED' AND o.status <> 'DELIVERED'""",
+            chosen,
+        )
+        if done >= len(chosen) and pending == 0:
+            break
+        await asyncio.sleep(0.5)
+    led = await pool.fetch(
+        "SELECT case_no, at, recorded_at FROM ledger WHERE case_no = ANY($1) AND event = 'ESCALATED'", chosen
+    )
+    out = await pool.fetch(
+        """SELECT o.delivered_at FROM outbox o JOIN ledger l USING (case_no, seq)
+           WHERE l.case_no = ANY($1) AND l.event = 'ESCALATED'""",
+        chosen,
+    )
+    wake = [r["at"].timestamp() - due_at for r in led]
+    ledger_lag = [r["recorded_at"].timestamp() - t_due for r in led]
+    outbox_lag = [r["delivered_at"].timestamp() - t_due for r in out if r["delivered_at"] is not None]
+    return {
+        "k": len(chosen),
+        "due_at": datetime.fromtimestamp(due_at, UTC).isoformat(),
+        "escalated": len(led),
+        "notices": len(out),
+        "notices_delivered": len(outbox_lag),
+        "wake_lag": dist(wake),
+        "ledger_lag": dist(ledger_lag),
+        "outbox_lag": dist(outbox_lag),
+        "ff_seconds": ff_seconds,
+        "ff_finished_after_due": late,
+        "loadavg_before": load0,
+        "loadavg_after": loadavg(),
+    }

@@ -1,0 +1,244 @@
+"""The bench's machine: embedded PostgreSQL + the Temporal dev server + one worker process.
+
+Everything on the embedded defaults of `make run` (embedded/run.py): PostgreSQL 18 with its
+default durability, the dev server persisting to a SQLite file in WAL mode. Two differences,
+both needed to measure and neither on the hot path: the dev server runs headless and with
+`frontend.WorkflowTimeSkippingEnabled=true`, so the bench can move a case's clock to its due
+date (`TimeSkipper.fast_forward`); the worker is a subprocess (bench/worker_proc.py) so its
+RSS and CPU are its own and py-spy can attach to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+from activities.migrate import migrate
+from config import ROOT, Settings, connect_client
+from embedded import DevServer, EmbeddedPostgres, find_free_port
+from workflows.contracts import SEARCH_ATTRIBUTES
+
+TIME_SKIPPING_FLAG = ["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"]
+
+
+def rss_bytes(pid: int, with_children: bool = True) -> int:
+    """Resident set of a process (and, by default, its descendants) from /proc."""
+    pids = [pid]
+    if with_children:
+        pids += _descendants(pid)
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for c in children:
+        out.append(int(c))
+        out += _descendants(int(c))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (own threads) in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@dataclass
+class WorkerProcess:
+    """bench/worker_proc.py as a subprocess with its own settings."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, timeout: float = 60.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker_proc"],
+            cwd=str(ROOT),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        if not line.startswith(b"READY"):
+            await self.stop()
+            raise RuntimeError(f"bench worker did not start; see {self.log_path}")
+
+    async def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
+
+
+class _DevServerNoWal(DevServer):
+    """The dev server with SQLite's default journal (rollback), for the "before WAL" baseline."""
+
+    def command(self, executable: str | None = None) -> list[str]:
+        cmd = super().command(executable)
+        i = cmd.index("journal_mode=wal")
+        return cmd[: i - 1] + cmd[i + 1 :]
+
+
+@dataclass
+class BenchEnv:
+    """Started by `start()`, torn down by `stop()`; `data_dir` is a fresh temp dir unless given."""
+
+    data_dir: Path | None = None
+    max_cached_workflows: int | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)
+    baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
+    pg: EmbeddedPostgres | None = None
+    dev: DevServer | None = None
+    worker: WorkerProcess | None = None
+    database_url: str = ""
+    pool: asyncpg.Pool | None = None
+    client: Client | None = None
+    skipper: TimeSkipper | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    async def start(self) -> None:
+        if self.data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="case-bench-")
+            self.data_dir = Path(self._tmp.name)
+            # the embedded PostgreSQL runs as an unprivileged user when we are root
+            os.chmod(self.data_dir, 0o755)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pg = EmbeddedPostgres(self.data_dir / "pg", find_free_port())
+        self.database_url = await self.pg.start()
+        server_cls = _DevServerNoWal if "no-wal" in self.baseline else DevServer
+        self.dev = server_cls(
+            self.data_dir / "temporal.db",
+            port=find_free_port(),
+            headless=True,
+            search_attributes=SEARCH_ATTRIBUTES,
+            extra_args=TIME_SKIPPING_FLAG,
+        )
+        await self.dev.start()
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        self.pool = await asyncpg.create_pool(self.database_url, min_size=2, max_size=20)
+        settings = Settings(temporal_address=self.dev.address, database_url=self.database_url)
+        base = await connect_client(settings, identity="bench-driver")
+        # Workflows started through this client carry time skipping *disabled*: they run in
+        # real time until the bench fast-forwards one of them.
+        self.skipper = TimeSkipper(base, config=TimeSkippingConfig(enabled=False))
+        self.client = self.skipper.client
+        await self.start_worker(self.max_cached_workflows)
+
+    def _worker_env(self, max_cached: int | None) -> dict[str, str]:
+        assert self.dev is not None
+        env = dict(os.environ)
+        env.update(
+            TEMPORAL_ADDRESS=self.dev.address,
+            DATABASE_URL=self.database_url,
+            PYTHONPATH=str(ROOT),
+            BENCH_BASELINE=",".join(sorted(self.baseline)),
+            **self.worker_env,
+        )
+        if max_cached is not None:
+            env["WORKER_MAX_CACHED_WORKFLOWS"] = str(max_cached)
+        return env
+
+    async def start_worker(self, max_cached: int | None = None) -> None:
+        assert self.data_dir is not None
+        self.worker = WorkerProcess(self._worker_env(max_cached), self.data_dir / "worker.log")
+        await self.worker.start()
+
+    async def restart_worker(self, max_cached: int | None) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.start_worker(max_cached)
+
+    @property
+    def worker_max_cached(self) -> int:
+        assert self.worker is not None
+        raw = self.worker.env.get("WORKER_MAX_CACHED_WORKFLOWS")
+        return int(raw) if raw else Settings().max_cached_workflows
+
+    def sizes(self) -> dict[str, float]:
+        """RSS of worker and dev server, and the dev server's SQLite files, in bytes."""
+        assert self.worker is not None and self.dev is not None and self.dev.pid and self.data_dir
+        sqlite = sum(p.stat().st_size for p in self.data_dir.glob("temporal.db*") if not p.name.endswith(".log"))
+        return {
+            "worker_rss": rss_bytes(self.worker.pid),
+            "devserver_rss": rss_bytes(self.dev.pid),
+            "devserver_sqlite_bytes": sqlite,
+        }
+
+    async def pg_bytes(self) -> dict[str, int]:
+        assert self.pool is not None
+        rows = await self.pool.fetch(
+            """SELECT relname, pg_total_relation_size(c.oid) AS bytes FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind = 'r'"""
+        )
+        out = {r["relname"]: int(r["bytes"]) for r in rows}
+        out["_database"] = int(await self.pool.fetchval("SELECT pg_database_size(current_database())"))
+        return out
+
+    async def stop(self) -> None:
+        try:
+            if self.worker is not None:
+                await self.worker.stop()
+            if self.pool is not None:
+                await self.pool.close()
+        finally:
+            if self.dev is not None:
+                await self.dev.stop()
+            if self.pg is not None:
+                await self.pg.stop()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+
+
+def now() -> float:
+    return time.time()

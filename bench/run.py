@@ -1,0 +1,363 @@
+"""Runs the benchmark on the embedded defaults and prints a table (also written as JSON).
+
+    python -m bench.run [--scale tiny|small|full] [--only lifecycle,replay,...] [--json out.json]
+                        [--profile SECONDS] [--cache-values 2000,10000]
+
+See bench/README.md for what each figure means and the figures measured on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import escalation, latency, ledger, lifecycle, replay, scale
+from bench.common import bounded, ratio
+from bench.infra import BenchEnv, loadavg
+from config import ROOT, Settings
+from workflows.contracts import case_workflow_id
+
+SCENARIOS = ("lifecycle", "replay", "ledger", "scale", "latency", "escalation", "cache")
+
+SCALES: dict[str, dict[str, Any]] = {
+    # CI smoke: every figure present, under a minute.
+    "tiny": dict(lifecycle=4, lifecycle_concurrency=4, open=[30], rate=5.0, latency_seconds=2, k=8,
+                 ledger_rows=200, cache_values=[10, 100], profile=0),
+    # A few minutes: N = 1,000 open cases.
+    "small": dict(lifecycle=40, lifecycle_concurrency=10, open=[1000], rate=10.0, latency_seconds=15, k=200,
+                  ledger_rows=3000, cache_values=[500, 2000], profile=20),
+    # The issue's figures: N = 1,000 and 10,000 open cases, K = 1,000.
+    "full": dict(lifecycle=150, lifecycle_concurrency=10, open=[1000, 10000], rate=10.0, latency_seconds=30,
+                 k=1000, ledger_rows=20000, cache_values=[1000, 2000], profile=30),
+}
+
+TARGETS = {
+    "lifecycle_ratio": ">= 0.7 x floor",
+    "escalation_ledger_p99_ratio": "<= 2 x floor timer lag",
+    "approval_p99_10k": "< 1 s at 10/s, 10,000 open",
+    "worker_rss_10k": "< 1 GiB at 10,000 open",
+    "replay": ">= 80 histories/s",
+}
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+    except OSError:
+        return ""
+
+
+class Profiler:
+    """py-spy on the worker process for a while (raw collapsed stacks), summarised afterwards."""
+
+    def __init__(self, pid: int, seconds: int, out: Path) -> None:
+        self.out = out
+        exe = Path(sys.executable).with_name("py-spy")
+        self.cmd = [str(exe if exe.exists() else "py-spy"), "record", "--pid", str(pid), "-d", str(seconds),
+                    "-f", "raw", "-o", str(out), "--nonblocking"]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        try:
+            self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as e:
+            print(f"py-spy not available ({e}); no profile", file=sys.stderr)
+
+    async def finish(self, top: int = 15) -> dict[str, Any] | None:
+        if self.proc is None:
+            return None
+        await asyncio.to_thread(self.proc.wait)
+        if not self.out.exists():
+            return None
+        return summarise_profile(self.out, top)
+
+
+def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """Top frames by own samples and by inclusive samples from py-spy's raw (collapsed) output."""
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        count = int(n)
+        total += count
+        frames = [f for f in stack.split(";") if f and not f.startswith("process ") and not f.startswith("thread ")]
+        if not frames:
+            continue
+        own[frames[-1]] += count
+        for f in set(frames):
+            incl[f] += count
+    mine = Counter({f: c for f, c in incl.items() if any(p in f for p in (
+        "domain/", "workflows/", "activities/", "worker.py", "pydantic", "asyncpg", "structlog", "sandbox"))})
+
+    def fmt(c: Counter[str]) -> list[dict[str, Any]]:
+        return [{"frame": f, "pct": round(100 * n / total, 1)} for f, n in c.most_common(top)] if total else []
+
+    return {"samples": total, "file": str(path), "top_own": fmt(own), "top_inclusive_ours": fmt(mine)}
+
+
+async def _sweep_cache(env: BenchEnv, case_nos: list[str], value: int) -> dict[str, Any]:
+    """Restart the worker with `value` cached workflows, touch enough open cases to fill the
+    cache (a query replays an evicted case into it), read RSS."""
+    await env.restart_worker(value)
+    assert env.client is not None
+    c = env.client
+    touched = case_nos[-value:]
+    t0 = time.monotonic()
+    await bounded(touched, 20, lambda n: c.get_workflow_handle(case_workflow_id(n)).query("get_state"))
+    sizes = env.sizes()
+    return {"max_cached_workflows": value, "open_cases": len(case_nos), "touched": len(touched),
+            "worker_rss": sizes["worker_rss"],
+            "sweep_seconds": time.monotonic() - t0, "loadavg": loadavg()}
+
+
+async def run(scale_name: str, only: set[str], profile_seconds: int | None, cache_values: list[int] | None,
+              out_dir: Path, baseline: frozenset[str] = frozenset()) -> dict[str, Any]:
+    cfg = SCALES[scale_name]
+    profile_seconds = cfg["profile"] if profile_seconds is None else profile_seconds
+    cache_values = cache_values or cfg["cache_values"]
+    res: dict[str, Any] = {
+        "meta": {
+            "scale": scale_name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": _git_commit(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "loadavg_start": loadavg(), "worker_max_cached_workflows": Settings().max_cached_workflows,
+            "config": cfg, "baseline": sorted(baseline),
+        }
+    }
+    env = BenchEnv(baseline=baseline)
+    t_start = time.monotonic()
+    await env.start()
+    try:
+        assert env.worker is not None and env.dev is not None
+        res["meta"]["worker_pid"], res["meta"]["devserver_pid"] = env.worker.pid, env.dev.pid
+        res["meta"]["devserver_command"] = " ".join(env.dev.command()[1:])
+        res["idle"] = env.sizes()
+        lifecycle_cases: list[str] = []
+        if "lifecycle" in only or "replay" in only:
+            print(f"[{_t(t_start)}] lifecycle: {cfg['lifecycle']} floor paths, then {cfg['lifecycle']} cases",
+                  flush=True)
+            lc = await lifecycle.run(env, cfg["lifecycle"], cfg["lifecycle_concurrency"])
+            lc["loadavg"] = loadavg()
+            lifecycle_cases = lc.pop("case_nos")
+            lc["ratio"] = ratio(lc["engine"]["per_minute"], lc["floor"]["per_minute"])
+            res["lifecycle"] = lc
+        if "replay" in only and lifecycle_cases:
+            print(f"[{_t(t_start)}] replay of {len(lifecycle_cases)} histories", flush=True)
+            hist = await replay.fetch_histories(env.client, lifecycle_cases)
+            res["replay"] = {
+                "sandboxed": await replay.replay_throughput(hist, sandboxed=True),
+                "unsandboxed": await replay.replay_throughput(hist, sandboxed=False),
+                "unsandboxed_parallel": await replay.replay_parallel(hist, sandboxed=False),
+                "loadavg": loadavg(),
+            }
+        if "ledger" in only:
+            print(f"[{_t(t_start)}] ledger writes: {cfg['ledger_rows']} rows", flush=True)
+            res["ledger"] = await ledger.measure(env.database_url, cfg["ledger_rows"])
+            res["ledger"]["loadavg"] = loadavg()
+        oc = scale.OpenCases()
+        wants_open = only & {"scale", "latency", "escalation", "cache"}
+        if wants_open:
+            res["scale"], res["latency"] = [], []
+            n_ack = int(cfg["rate"] * cfg["latency_seconds"])
+            for i, n in enumerate(cfg["open"]):
+                last = i == len(cfg["open"]) - 1
+                print(f"[{_t(t_start)}] opening cases up to {n}", flush=True)
+
+                def profiler(phase: str, _last: bool = last) -> Profiler | None:
+                    if not (_last and profile_seconds):
+                        return None
+                    prof = Profiler(env.worker.pid, profile_seconds, out_dir / f"profile-{scale_name}-{phase}.txt")
+                    prof.start()
+                    return prof
+
+                step = await scale.grow(env, oc, n, profiler=profiler)
+                step["worker_max_cached_workflows"] = env.worker_max_cached
+                res["scale"].append(step)
+                if "latency" in only:
+                    print(f"[{_t(t_start)}] approval latency at {n} open: {cfg['rate']}/s for "
+                          f"{cfg['latency_seconds']} s", flush=True)
+                    lat = await latency.measure(env, oc.take(n_ack), cfg["rate"], n)
+                    lat["floor"] = await latency.floor(env, n_ack, cfg["rate"])
+                    lat["p99_ratio"] = ratio(lat["p99"], lat["floor"]["p99"])
+                    lat["p50_ratio"] = ratio(lat["p50"], lat["floor"]["p50"])
+                    res["latency"].append(lat)
+        if "escalation" in only:
+            k = min(cfg["k"], len(oc.transferred))
+            print(f"[{_t(t_start)}] timer lag: {k} floor timers, then {k} case deadlines at one moment", flush=True)
+            fl = await escalation.floor_timers(env, k)
+            prof = None
+            if profile_seconds:  # from the fast-forwards through the burst
+                prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds,
+                                out_dir / f"profile-{scale_name}-escalation.txt")
+                prof.start()
+            esc = await escalation.cases(env, oc.take(k))
+            if prof is not None:
+                esc["profile"] = await prof.finish()
+            esc["floor"] = fl
+            fp99 = fl["wake_lag"]["p99"]
+            esc["ratios_p99"] = {name: ratio(esc[name]["p99"], fp99) for name in ("wake_lag", "ledger_lag", "outbox_lag")}
+            esc["ratios_p50"] = {name: ratio(esc[name]["p50"], fl["wake_lag"]["p50"])
+                                 for name in ("wake_lag", "ledger_lag", "outbox_lag")}
+            res["escalation"] = esc
+        if "cache" in only and oc.count:
+            all_open = [f"{oc.prefix}-{i:06d}" for i in range(oc.count)]
+            res["cache"] = []
+            for v in cache_values:
+                print(f"[{_t(t_start)}] worker RSS with max_cached_workflows={v}, {len(all_open)} open", flush=True)
+                res["cache"].append(await _sweep_cache(env, all_open, v))
+            await env.restart_worker(None)
+        res["meta"]["seconds"] = time.monotonic() - t_start
+        res["meta"]["loadavg_end"] = loadavg()
+    finally:
+        if env.data_dir is not None:
+            res["worker_log"] = _log_problems(env.data_dir / "worker.log")
+        await env.stop()
+    return res
+
+
+def _log_problems(path: Path) -> dict[str, Any]:
+    """Warnings and errors the worker logged during the run (expected: none)."""
+    found: list[str] = []
+    try:
+        with path.open(errors="replace") as f:
+            for line in f:
+                if "[warning" in line or "[error" in line or "Traceback" in line:
+                    found.append(line.strip()[:300])
+    except OSError:
+        pass
+    return {"problems": len(found), "examples": found[:5]}
+
+
+def _t(t0: float) -> str:
+    return f"{time.monotonic() - t0:6.0f}s"
+
+
+# ------------------------------------------------------------------------------ table
+
+
+def _f(x: Any, unit: str = "", digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}{unit}"
+    return f"{x}{unit}"
+
+
+def _mib(b: float | None) -> str:
+    return "-" if b is None else f"{b / 2**20:.0f} MiB"
+
+
+def table(res: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str, str, str]] = []  # figure, engine, floor, ratio, load
+
+    def add(fig: str, eng: str, flo: str = "", rat: Any = None, load: str = "") -> None:
+        rows.append((fig, eng, flo, _f(rat) if rat is not None else "", load))
+
+    if lc := res.get("lifecycle"):
+        add("lifecycle cases/min (filing → 销号)", _f(lc["engine"]["per_minute"], digits=1),
+            _f(lc["floor"]["per_minute"], digits=1), lc["ratio"], lc["loadavg"])
+        se, sf = lc["shape"]["engine"], lc["shape"]["floor"]
+        add("  history: events/updates/activities/timers",
+            f"{se['events']}/{se['updates']}/{se['activities']}/{se['timers_started']}",
+            f"{sf['events']}/{sf['updates']}/{sf['activities']}/{sf['timers_started']}")
+    for lat in res.get("latency", []):
+        fl = lat["floor"]
+        add(f"approval p50/p95/p99 s @{lat['rate']:g}/s, {lat['open_cases']} open",
+            f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}",
+            f"{_f(fl['p50'])}/{_f(fl['p95'])}/{_f(fl['p99'])}", lat["p99_ratio"], lat["loadavg_after"])
+    if esc := res.get("escalation"):
+        fw = esc["floor"]["wake_lag"]
+        for name, label in (("wake_lag", "wake-up"), ("ledger_lag", "ledger row"), ("outbox_lag", "notice sent")):
+            dd = esc[name]
+            add(f"escalation lag p50/p99 s, K={esc['k']}: {label}", f"{_f(dd['p50'])}/{_f(dd['p99'])}",
+                f"{_f(fw['p50'])}/{_f(fw['p99'])}", esc["ratios_p99"][name], esc["loadavg_after"])
+    for st in res.get("scale", []):
+        n = st["open_cases"]
+        add(f"cases filed/s (settled/s), to {n} open", f"{_f(st['filed_per_s'], digits=0)} "
+            f"({_f(st['filing_settled_per_s'], digits=0)})", "", None, st["loadavg_after"])
+        add(f"transfers/s (deadline armed), to {n} open", _f(st["transfers_per_s"], digits=1), "", None,
+            st["loadavg_after"])
+        add(f"worker / dev-server RSS, {n} open (cache {st['worker_max_cached_workflows']})",
+            f"{_mib(st['worker_rss'])} / {_mib(st['devserver_rss'])}", "", None, st["loadavg_after"])
+        add(f"PostgreSQL / SQLite bytes per case, {n} open",
+            f"{_f(st['pg_bytes_per_case'], digits=0)} / {_f(st['sqlite_bytes_per_case'], digits=0)}")
+    for cv in res.get("cache", []):
+        add(f"worker RSS, {cv['open_cases']} open, {cv['touched']} touched, max_cached={cv['max_cached_workflows']}",
+            _mib(cv["worker_rss"]), "", None, cv["loadavg"])
+    if rp := res.get("replay"):
+        for k in ("sandboxed", "unsandboxed"):
+            r = rp[k]
+            add(f"replay {k}: histories/s (events/s)",
+                f"{_f(r['histories_per_s'], digits=1)} ({_f(r['events_per_s'], digits=0)})", "", None, rp["loadavg"])
+        if rpp := rp.get("unsandboxed_parallel"):
+            add(f"replay unsandboxed, {rpp['processes']} processes: histories/s steady (with start-up)",
+                f"{_f(rpp['histories_per_s_steady'], digits=1)} ({_f(rpp['histories_per_s'], digits=1)})", "", None,
+                rp["loadavg"])
+    if lg := res.get("ledger"):
+        add("ledger rows/s: activity vs raw COPY", _f(lg["activity_rows_per_s"], digits=0),
+            _f(lg["copy_rows_per_s"], digits=0) + " (COPY)", lg["activity_vs_copy"], lg["loadavg"])
+    head = ("figure", "engine", "floor", "ratio", "load 1/5/15")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
+    lines = [" | ".join(c.ljust(widths[i]) for i, c in enumerate(r)) for r in [head, *rows]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", choices=sorted(SCALES), default="small")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the results here (default bench/results/<scale>.json, git-ignored)")
+    ap.add_argument("--profile", type=int, default=None, help="py-spy the worker this many seconds (0: off)")
+    ap.add_argument("--baseline", default="", help="levers to switch OFF for a before/after comparison: "
+                    "no-wal (dev server SQLite in its default journal mode), no-passthrough (sandbox without "
+                    "our passthrough list)")
+    ap.add_argument("--show", type=Path, default=None, help="print the table of a results JSON and exit")
+    ap.add_argument("--cache-values", default="", help="max_cached_workflows values to compare, e.g. 2000,10000")
+    args = ap.parse_args(argv)
+    if args.show:
+        print(table(json.loads(args.show.read_text())))
+        return 0
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenario(s) {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+    from worker import configure_logging
+
+    configure_logging("WARNING")  # the in-process activity calls (ledger figure) log nothing per row
+    cache_values = [int(v) for v in args.cache_values.split(",") if v.strip()] or None
+    baseline = frozenset(b.strip() for b in args.baseline.split(",") if b.strip())
+    if baseline - {"no-wal", "no-passthrough"}:
+        ap.error(f"unknown --baseline {sorted(baseline)}; use no-wal and/or no-passthrough")
+    out = args.json or ROOT / "bench" / "results" / f"{args.scale}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline))
+    out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
+    print()
+    print(table(res))
+    if res["meta"]["baseline"]:
+        print(f"\nBASELINE run, levers off: {', '.join(res['meta']['baseline'])}")
+    print(f"\nload average at start {res['meta']['loadavg_start']}, at end {res['meta'].get('loadavg_end')}; "
+          f"{res['meta'].get('seconds', 0):.0f} s; JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # sdk-python#300
