@@ -4,6 +4,8 @@ The activity figure calls `CaseActivities.record_case_events` directly (no Tempo
 with what a real filing writes (one FILED row and the projection, in one transaction),
 `concurrency` calls at a time on a pool the size of the worker's (DB_POOL_MAX). The COPY figure writes the same ledger rows (other case numbers)
 with `copy_records_to_table`: the most PostgreSQL can take, no idempotency, no projection, no outbox.
+The COPY rows carry the same hash chain (audit/chain.py) as the activity's, computed before the
+clock starts: the table refuses unchained rows, and hashing is not what is compared here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from activities.case_activities import CaseActivities
+from audit.chain import GENESIS, ChainRow, row_hash
 from bench.common import OFFICE, bounded, filing, new_prefix
 from config import Settings
 from domain import decide as d
@@ -23,7 +26,7 @@ from domain.policy import Policy
 from workflows.contracts import RecordInput
 
 _COLUMNS = ["case_no", "seq", "event", "actor_user", "actor_role", "actor_unit", "at", "from_stage", "to_stage",
-            "reason", "request_id", "data", "workflow_run_id"]
+            "reason", "request_id", "data", "workflow_run_id", "prev_hash", "row_hash"]
 
 
 def _inputs(prefix: str, n: int) -> list[RecordInput]:
@@ -50,12 +53,15 @@ async def measure(database_url: str, rows: int, concurrency: int | None = None) 
 
         cprefix = new_prefix("LC")
         records = []
+        last: dict[str, str] = {}  # case_no -> row_hash of its latest row
         for x in _inputs(cprefix, rows):
             for e in x.entries:
+                prev = last.get(e.case_no, GENESIS)
+                own = last[e.case_no] = row_hash(ChainRow.from_entry(e, "bench"), prev)
                 records.append((e.case_no, e.seq, e.event, e.actor.user_id, e.actor.role.value, e.actor.unit, e.at,
                                 e.from_stage.value if e.from_stage else None,
                                 e.to_stage.value if e.to_stage else None, e.reason, e.request_id,
-                                json.dumps(e.data, ensure_ascii=False, default=str), "bench"))
+                                json.dumps(e.data, ensure_ascii=False, default=str), "bench", prev, own))
         async with pool.acquire() as conn:
             t0 = time.monotonic()
             await conn.copy_records_to_table("ledger", records=records, columns=_COLUMNS)
