@@ -168,9 +168,12 @@ async def _temporal_runs(client, since: datetime | None, skip: set[str]) -> list
 async def _replay(args: argparse.Namespace) -> int:
     from audit.archive import fetch_run, load_histories, run_from_row
     from audit.history import HistoryError, RunHistory
-    from audit.replay import ReplayOutcome, replay_runs
+    from audit.replay import ReplayOutcome, default_jobs, replay_parallel, replay_runs
 
     chosen = sum(bool(x) for x in (args.case, args.all, args.since, args.file))
+    if args.jobs < 0:
+        raise UsageError(f"--jobs {args.jobs}: give a number of processes (0 = one per core for many histories)")
+    jobs = 1
     if chosen != 1:
         raise UsageError("give exactly one of: CASE, --all, --since DATE, --file PATH")
     problems: list[str] = []
@@ -188,6 +191,11 @@ async def _replay(args: argparse.Namespace) -> int:
                 print(o.line(), flush=True)
 
         try:
+            if jobs > 1:  # `runs` are RunSources: the children load and replay them
+                summary, probs = await replay_parallel(runs, jobs=jobs, sandboxed=args.sandboxed,
+                                                       on_result=on_result)
+                problems.extend(probs)
+                return summary
             return await replay_runs(runs, sandboxed=args.sandboxed, on_result=on_result)
         finally:
             bar.close()
@@ -218,6 +226,17 @@ async def _replay(args: argparse.Namespace) -> int:
                 ids = await _archive_ids(pool, since) if pool_for_load is not None else []
                 extra = await _temporal_runs(client, since, set(ids))
                 total = len(ids) + len(extra)
+                jobs = args.jobs or default_jobs(total)
+
+                async def sources() -> AsyncIterator[dict]:
+                    for rid in ids:
+                        row = await pool.fetchrow("SELECT * FROM history_archive WHERE run_id = $1", rid)
+                        yield {"kind": "archive", **dict(row)}
+                    for wid, rid in extra:
+                        run = await fetch_run(client, wid, rid)
+                        if run is not None:
+                            yield {"kind": "text", "history_json": run.json_text, "source": "temporal",
+                                   "origin": "temporal", "workflow_id": wid}
 
                 async def stream() -> AsyncIterator[RunHistory]:
                     for rid in ids:
@@ -231,7 +250,7 @@ async def _replay(args: argparse.Namespace) -> int:
                         if run is not None:
                             yield run
 
-                summary = await go(stream(), total)
+                summary = await go(sources() if jobs > 1 else stream(), total)
     hps, eps = summary.rates()
     runner = "sandboxed" if args.sandboxed else "unsandboxed"
     if args.json:
@@ -240,6 +259,7 @@ async def _replay(args: argparse.Namespace) -> int:
             "runs": [o.as_dict() for o in summary.outcomes], "problems": problems,
             "histories": len(summary.outcomes), "events": summary.events, "seconds": round(summary.seconds, 3),
             "histories_per_second": round(hps, 1), "events_per_second": round(eps, 1), "runner": runner,
+            "processes": jobs,
         }, ensure_ascii=False, indent=2))
     else:
         for p in problems:
@@ -247,7 +267,8 @@ async def _replay(args: argparse.Namespace) -> int:
         cases = len({o.case_no for o in summary.outcomes})
         print(f"replayed {len(summary.outcomes)} histories of {cases} case(s), {summary.events} events: "
               f"{len(summary.outcomes) - len(summary.failures)} OK, {len(summary.failures)} failed "
-              f"({runner} runner, {hps:.1f} histories/s, {eps:.0f} events/s)")
+              f"({runner} runner, {jobs} process{'es' if jobs > 1 else ''}, {hps:.1f} histories/s, "
+              f"{eps:.0f} events/s)")
     if problems or summary.failures:
         return EXIT_FAILED
     if not summary.outcomes:
@@ -422,6 +443,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=("auto", "archive", "temporal"), default="auto",
                    help="where histories come from (auto: archive first, Temporal as fallback)")
     p.add_argument("--sandboxed", action="store_true", help="use the workflow sandbox (slower; CI does both)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="processes replaying --all/--since in parallel (default 0: one per core from 100 "
+                        "histories on, else 1)")
     _output_flags(p)
     p.set_defaults(func=_sync(_replay))
 
