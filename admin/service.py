@@ -27,7 +27,6 @@ from domain.calendar import WorkingCalendar, count_days, local_date
 from domain.deadlines import parse_deadline
 from domain.enums import (
     ACTION_LABELS_ZH,
-    EVENT_LABELS_ZH,
     KIND_LABELS_ZH,
     RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
@@ -37,6 +36,7 @@ from domain.enums import (
     Role,
     Rung,
     Stage,
+    event_label_zh,
 )
 from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
@@ -73,11 +73,7 @@ def stage_label(stage: str | Stage | None) -> str:
         return str(stage)
 
 
-def event_label(event: str) -> str:
-    try:
-        return ACTION_LABELS_ZH[Action(event)]
-    except ValueError:
-        return EVENT_LABELS_ZH.get(event, event)
+event_label = event_label_zh
 
 
 def rung_for_level(level: int) -> Rung | None:

@@ -24,7 +24,6 @@ from audit.history import RunHistory, decode, event_time
 from domain.decide import LedgerEntry
 from domain.enums import (
     ACTION_LABELS_ZH,
-    EVENT_LABELS_ZH,
     ROLE_LABELS_ZH,
     RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
@@ -32,13 +31,14 @@ from domain.enums import (
     Role,
     Rung,
     Stage,
+    event_label_zh,
 )
 from domain.model import ActionRequest, ComputedDeadline, DeadlineRequest
 from workflows.contracts import ActionResult, CaseWorkflowInput, CaseWorkflowResult, RecordInput
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-KIND_LABELS_ZH = {
+ENTRY_KIND_LABELS_ZH = {
     "ACTION": "人工操作",
     "SYSTEM": "系统记录",
     "DEADLINE": "期限",
@@ -70,7 +70,7 @@ class TimelineEntry(BaseModel):
 
     @property
     def kind_zh(self) -> str:
-        return KIND_LABELS_ZH.get(self.kind, self.kind)
+        return ENTRY_KIND_LABELS_ZH.get(self.kind, self.kind)
 
 
 def _local(t: datetime | None) -> str:
@@ -97,10 +97,7 @@ def _role_zh(role: Any) -> str:
 
 
 def _event_label(event: str) -> tuple[str, str]:
-    try:
-        return ACTION_LABELS_ZH[Action(event)], event
-    except ValueError:
-        return EVENT_LABELS_ZH.get(event, event), event
+    return event_label_zh(event), event
 
 
 def _rung_zh(rung: Any) -> str:

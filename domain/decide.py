@@ -15,8 +15,6 @@ from pydantic import BaseModel, Field, ValidationError
 from domain.calendar import local_date
 from domain.deadlines import long_term_after_closure, validate_spec
 from domain.enums import (
-    ACTION_LABELS_ZH,
-    EVENT_LABELS_ZH,
     RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
     Action,
@@ -30,6 +28,7 @@ from domain.enums import (
     Role,
     Rung,
     Stage,
+    event_label_zh,
     rung_level,
 )
 from domain.errors import (
@@ -220,22 +219,15 @@ def recipients(filing: CaseFiling, policy: Policy, role: Role) -> list[str]:
             return []
 
 
-def _label(event: str) -> str:
-    try:
-        return ACTION_LABELS_ZH[Action(event)]
-    except ValueError:
-        return EVENT_LABELS_ZH.get(event, event)
-
-
 def _subject(s: CaseState, event: str) -> str:
-    return f"【督察整改】案件 {s.case_no}:{_label(event)}"
+    return f"【督察整改】案件 {s.case_no}:{event_label_zh(event)}"
 
 
 def _body(s: CaseState, entry: LedgerEntry) -> str:
     lines = [
         f"案件编号 Case: {s.case_no}",
         f"问题 Title: {s.filing.title}",
-        f"事项 Event: {_label(entry.event)} ({entry.event})",
+        f"事项 Event: {event_label_zh(entry.event)} ({entry.event})",
         f"当前阶段 Stage: {STAGE_LABELS_ZH[s.stage]} ({s.stage})",
     ]
     if s.deadline is not None:

@@ -222,6 +222,14 @@ EVENT_LABELS_ZH: dict[str, str] = {
     "REFERRAL_OPENED": "移交纪委监委",
 }
 
+def event_label_zh(event: str) -> str:
+    """The Chinese label of a ledger event: a human action's, else the engine event's."""
+    try:
+        return ACTION_LABELS_ZH[Action(event)]
+    except ValueError:
+        return EVENT_LABELS_ZH.get(event, event)
+
+
 RUNG_LABELS_ZH: dict[Rung, str] = {
     Rung.NOTICE_LETTER: "函告",
     Rung.WARNING: "警示",
