@@ -41,7 +41,7 @@ from domain.enums import (
 from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for, stages_waiting_on
-from domain.model import ActionRequest, Actor, CaseFiling, CaseState
+from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
 from workflows import client as ops
 from workflows.contracts import ActionResult
 
@@ -571,10 +571,10 @@ def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]
     for name, _required in form_fields(action):
         if name == "criteria":
             crit: dict[str, Any] = {}
-            for key in ("eco_restored", "pollution_eliminated", "public_satisfied", "measures_all_done"):
+            for key in CRITERIA_LABELS_ZH:
                 met = form.get(f"{key}_met") in ("on", "true", "1")
                 ev = _lines(form.get(f"{key}_evidence"))
-                if key == "measures_all_done" and not met and not ev:
+                if not criterion_required(key) and not met and not ev:
                     continue
                 crit[key] = {"met": met, "evidence": ev, "note": str(form.get(f"{key}_note") or "")}
             out["criteria"] = crit

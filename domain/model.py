@@ -125,6 +125,20 @@ class VerificationCriteria(BaseModel):
         return [k for k, c in named.items() if c is not None and c.met and not c.evidence]
 
 
+# The closure standard's criteria, in order, with their Chinese names (forms, reports). The
+# optional ones are the model's optional fields.
+CRITERIA_LABELS_ZH: dict[str, str] = {
+    "eco_restored": "生态修复",
+    "pollution_eliminated": "污染消除",
+    "public_satisfied": "群众满意",
+    "measures_all_done": "措施全部完成",
+}
+
+
+def criterion_required(name: str) -> bool:
+    return VerificationCriteria.model_fields[name].is_required()
+
+
 class ActionRequest(BaseModel):
     """A handler action sent to a case workflow as an Update.
 

@@ -62,6 +62,7 @@ from domain.enums import (
 )
 from domain.errors import InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
+from domain.model import CRITERIA_LABELS_ZH, criterion_required
 
 HERE = Path(__file__).resolve().parent
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -87,7 +88,7 @@ def _templates() -> Jinja2Templates:
         FIELD_ZH=FIELD_LABELS_ZH, FINDINGS=list(Finding), FINDING_ZH=FINDING_LABELS_ZH,
         REFERRAL_PATHS=list(ReferralPath), REFERRAL_PATH_ZH=REFERRAL_PATH_LABELS_ZH,
         LOOKBACKS=list(LookbackFinding), LOOKBACK_ZH=LOOKBACK_LABELS_ZH, form_fields=form_fields,
-        Role=Role, Stage=Stage,
+        Role=Role, Stage=Stage, CRITERIA_ZH=CRITERIA_LABELS_ZH, criterion_required=criterion_required,
     )
     # Instants are shown in Beijing time (Asia/Shanghai), like the due dates.
     t.env.filters["dt"] = lambda v: "" if v is None else (

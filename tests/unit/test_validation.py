@@ -509,3 +509,10 @@ def test_recalculate_without_a_deadline_is_refused():
     with pytest.raises(InvalidTransitionError, match="no deadline"):
         decide(s, request(Action.RECALCULATE_DEADLINE, OFFICE, reason="x"), NOW)
 
+
+
+def test_the_closure_standard_labels_name_every_criterion_in_order():
+    from domain.model import CRITERIA_LABELS_ZH, VerificationCriteria, criterion_required
+
+    assert list(CRITERIA_LABELS_ZH) == list(VerificationCriteria.model_fields)
+    assert [k for k in CRITERIA_LABELS_ZH if not criterion_required(k)] == ["measures_all_done"]
