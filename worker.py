@@ -6,10 +6,12 @@ Usage: python worker.py   (settings from environment variables; see README)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 import asyncpg
@@ -86,13 +88,23 @@ def smtp_config(settings: Settings) -> SmtpConfig:
     )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Run worker, notice sender and history archiver until `stop` is set."""
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    extra_workers: Callable[[Client], list[Worker]] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run worker, notice sender and history archiver until `stop` is set.
+
+    `extra_workers` adds workers on the same client (the bench's floor); `on_ready` is
+    called once every worker polls.
+    """
     log = structlog.get_logger("worker")
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
     try:
         client = await connect_client(settings, identity=f"case-worker@{os.getpid()}")
-        worker = build_worker(client, pool, settings)
+        workers = [build_worker(client, pool, settings), *(extra_workers(client) if extra_workers else [])]
         sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
         sender_task = asyncio.create_task(sender.run(stop))
         archiver_task = None
@@ -102,7 +114,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             archiver_task = asyncio.create_task(run_archiver(client, pool, stop, settings.archive_poll_seconds))
         log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address,
                  email=bool(settings.smtp_host), archive_poll_seconds=settings.archive_poll_seconds)
-        async with worker:
+        async with contextlib.AsyncExitStack() as running:
+            for w in workers:
+                await running.enter_async_context(w)
+            if on_ready is not None:
+                on_ready()
             await stop.wait()
         await sender_task
         if archiver_task is not None:

@@ -1,5 +1,6 @@
 """The worker process of the bench: the engine's worker exactly as `worker.py` runs it
-(case workflows + activities + notice sender), plus the floor worker on its own task queue.
+(`worker.run_worker`: case workflows + activities + notice sender + history archiver), plus
+the floor worker on its own task queue.
 
 Run by bench/infra.py as a subprocess so its RSS and CPU are its own and py-spy can attach:
     python -m bench.worker_proc      (settings from the environment, like worker.py)
@@ -14,14 +15,13 @@ import signal
 import sys
 from datetime import timedelta
 
-import asyncpg
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 import worker
-from activities.notices import NoticeSender
 from bench.floor import FLOOR_TASK_QUEUE, FloorWorkflow, floor_noop
-from config import Settings, connect_client
-from worker import configure_logging, smtp_config
+from config import Settings
+from worker import configure_logging
 
 
 def _baseline_runner() -> None:
@@ -41,11 +41,9 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
-    try:
-        client = await connect_client(settings, identity=f"bench-worker@{os.getpid()}")
-        case_worker = worker.build_worker(client, pool, settings)
-        floor_worker = Worker(
+
+    def floor(client: Client) -> list[Worker]:
+        return [Worker(
             client,
             task_queue=FLOOR_TASK_QUEUE,
             workflows=[FloorWorkflow],
@@ -53,15 +51,10 @@ async def main() -> int:
             workflow_runner=worker.sandbox_runner(),  # same runner as the case worker
             max_cached_workflows=settings.max_cached_workflows,
             graceful_shutdown_timeout=timedelta(seconds=5),
-        )
-        sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
-        sender_task = asyncio.create_task(sender.run(stop))
-        async with case_worker, floor_worker:
-            print(f"READY {os.getpid()}", flush=True)
-            await stop.wait()
-        await sender_task
-    finally:
-        await pool.close()
+        )]
+
+    await worker.run_worker(settings, stop, extra_workers=floor,
+                            on_ready=lambda: print(f"READY {os.getpid()}", flush=True))
     return 0
 
 
