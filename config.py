@@ -73,6 +73,8 @@ class Settings:
     console_session_max_hours: int = 12
     console_lockout_failures: int = 5
     console_lockout_minutes: int = 15
+    # Evidence files (佐证材料): the largest file accepted, in bytes (25 MiB).
+    evidence_max_bytes: int = 25 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -107,6 +109,7 @@ class Settings:
             console_session_max_hours=_int("CONSOLE_SESSION_MAX_HOURS", d.console_session_max_hours),
             console_lockout_failures=_int("CONSOLE_LOCKOUT_FAILURES", d.console_lockout_failures),
             console_lockout_minutes=_int("CONSOLE_LOCKOUT_MINUTES", d.console_lockout_minutes),
+            evidence_max_bytes=_int("EVIDENCE_MAX_BYTES", d.evidence_max_bytes),
         )
 
 

@@ -178,6 +178,7 @@ class AuditReport:
     entries: list[Any]  # audit.timeline.TimelineEntry
     verdict: Any  # audit.verify.CaseVerdict, or None when not asked for
     error: str = ""
+    evidence: list[Any] | None = None  # audit.timeline.EvidenceRow: the case's evidence files and who cites them
 
 
 @dataclass
@@ -360,7 +361,12 @@ class Service:
         if not runs:
             return None
         verdict = await verify_case(self.pool, self.client, case_no) if verify else None
-        return AuditReport(case_no=case_no, runs=runs, entries=build_timeline_from_runs(runs), verdict=verdict)
+        entries = build_timeline_from_runs(runs)
+        from admin.evidence_store import list_files
+        from audit.timeline import evidence_rows
+
+        return AuditReport(case_no=case_no, runs=runs, entries=entries, verdict=verdict,
+                           evidence=evidence_rows(await list_files(self.pool, case_no), entries))
 
     # ------------------------------------------------------------ acting
 
@@ -396,10 +402,31 @@ class Service:
             req = build_request(action, user.actor(role), payload, rid)
         except FormError as e:
             raise ActionRefused("InvalidInput", str(e)) from None
+        await self.check_evidence(case_no, req)
         try:
             return await ops.act(self.client, case_no, req, pool=self.pool)
         except ops.ActionRefusedError as e:
             raise ActionRefused(e.error_type, e.message) from None
+
+    async def check_evidence(self, case_no: str, req: ActionRequest) -> None:
+        """Every `evidence:sha256:…` reference of an action must name a file uploaded to this
+        case (other references, e.g. `doc:…`, are free text)."""
+        from admin.evidence_store import missing_references
+        from domain.evidence import EvidenceError, referenced_files
+
+        refs = list(req.evidence)
+        if req.criteria is not None:
+            for c in (req.criteria.eco_restored, req.criteria.pollution_eliminated, req.criteria.public_satisfied,
+                      req.criteria.measures_all_done):
+                refs += c.evidence if c is not None else []
+        try:
+            shas = referenced_files(refs)
+        except EvidenceError as e:
+            raise ActionRefused("InvalidInput", str(e)) from None
+        if missing := await missing_references(self.pool, case_no, shas):
+            raise ActionRefused("InvalidInput", "evidence not uploaded to case " + case_no + ": "
+                                + ", ".join(f"evidence:sha256:{m}" for m in missing)
+                                + " (upload the file to this case first)")
 
     # ------------------------------------------------------------ filing
 
@@ -565,6 +592,12 @@ def _units(raw: Any) -> list[str]:
     return out
 
 
+def _picked(form: Mapping[str, Any], name: str) -> list[str]:
+    """Evidence files ticked in a form (checkboxes sharing one name): their references."""
+    values = form.getlist(name) if hasattr(form, "getlist") else _lines(form.get(name))
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
 def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]:
     """Turn the fields of an HTML action form into the JSON shape of an action payload."""
     out: dict[str, Any] = {}
@@ -573,7 +606,7 @@ def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]
             crit: dict[str, Any] = {}
             for key in CRITERIA_LABELS_ZH:
                 met = form.get(f"{key}_met") in ("on", "true", "1")
-                ev = _lines(form.get(f"{key}_evidence"))
+                ev = _lines(form.get(f"{key}_evidence")) + _picked(form, f"{key}_evidence_file")
                 if not criterion_required(key) and not met and not ev:
                     continue
                 crit[key] = {"met": met, "evidence": ev, "note": str(form.get(f"{key}_note") or "")}
@@ -598,7 +631,7 @@ def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]
                 raise FormError("amendment: fill in at least one field to complete (补正内容为空)")
             out["amendment"] = am
         elif name == "evidence":
-            out["evidence"] = _lines(form.get("evidence"))
+            out["evidence"] = _lines(form.get("evidence")) + _picked(form, "evidence_file")
         else:
             v = str(form.get(name) or "").strip()
             if v:

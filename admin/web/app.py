@@ -274,8 +274,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         view = await svc(request).case_view(s.user, case_no)
         if view is None:
             return page(request, "error.html", s, status=404, message=f"没有编号为 {case_no} 的案件 (no such case)")
+        from admin.web.evidence_routes import evidence_context
+
+        ev = await evidence_context(request.app.state.pool, s.user, case_no, settings)
         return page(request, "case.html", s, status=status, v=view, ok=ok, error=error, nav="cases",
-                    request_id=uuid.uuid4().hex)
+                    request_id=uuid.uuid4().hex, **ev)
 
     # ------------------------------------------------------------ audit (read-only)
 
@@ -318,10 +321,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name = f"audit-timeline-{case_no}.{fmt}"
         disposition = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
         if fmt == "html":
-            body = tl.render_html(case_no, report.entries, report.runs).encode()
+            body = tl.render_html(case_no, report.entries, report.runs, evidence=report.evidence).encode()
             return Response(body, media_type="text/html; charset=utf-8", headers=disposition)
-        return Response(tl.render_pdf(case_no, report.entries, report.runs), media_type="application/pdf",
-                        headers=disposition)
+        return Response(tl.render_pdf(case_no, report.entries, report.runs, evidence=report.evidence),
+                        media_type="application/pdf", headers=disposition)
 
     @app.post("/cases/{case_no}/act/{action}")
     async def case_act(request: Request, case_no: str, action: str) -> Response:
@@ -493,6 +496,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def api_dashboard(request: Request) -> Response:
         await api_user(request)
         return JSONResponse(_jsonable(await svc(request).dashboard()))
+
+    # Evidence files (佐证材料): upload, list, download; routes in their own module.
+    from admin.web import evidence_routes
+
+    app.include_router(evidence_routes.router(evidence_routes.Hooks(
+        settings=settings, session=session, api_user=api_user, case_page=_case_page, page=page,
+        forbidden=Forbidden, api_error=_ApiError)))
 
     return app
 
