@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -502,6 +503,14 @@ def render_html(
     )
 
 
+_SHORT_REF = re.compile(r"(evidence:sha256:[0-9a-f]{12})[0-9a-f]{52}")
+_PDF_CELL_CHARS = 1200
+
+
+def _pieces(text: str, n: int) -> list[str]:
+    return [text[i:i + n] for i in range(0, len(text), n)] or [""]
+
+
 def render_pdf(case_no: str, entries: list[TimelineEntry], runs: list[RunHistory] | None = None,
                evidence: list[EvidenceRow] | None = None) -> bytes:
     """The timeline as PDF (reportlab, built-in CID font STSong-Light: no font file needed)."""
@@ -539,8 +548,10 @@ def render_pdf(case_no: str, entries: list[TimelineEntry], runs: list[RunHistory
         ev = [[p(h) for h in ("文件 file", "类型 type", "字节 bytes", "sha256", "上传人 uploaded by",
                               "上传时间 uploaded at", "引用 cited by")]]
         for r in evidence:
+            cites = _pieces("\n".join(r.cited_by), _PDF_CELL_CHARS // 2)
             ev.append([p(r.original_name if r.stored else "(不在存储中 not in the store)"), p(r.media_type),
-                       p(str(r.size)), p(r.sha256), p(r.uploader), p(_local(r.uploaded_at)), p("\n".join(r.cited_by))])
+                       p(str(r.size)), p(r.sha256), p(r.uploader), p(_local(r.uploaded_at)), p(cites[0])])
+            ev += [[p(""), p(""), p(""), p("(续 cont.)"), p(""), p(""), p(c)] for c in cites[1:]]
         et = LongTable(ev, colWidths=[40 * mm, 22 * mm, 16 * mm, 62 * mm, 36 * mm, 28 * mm, 73 * mm], repeatRows=1)
         et.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
                                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
@@ -550,9 +561,15 @@ def render_pdf(case_no: str, entries: list[TimelineEntry], runs: list[RunHistory
     data = [[p(h) for h in ("时间 time", "类别 kind", "事项 event", "操作人 actor", "理由 reason",
                             "说明 detail", "台账 seq", "事件 id")]]
     for e in entries:
-        data.append([p(_local(e.at)), p(e.kind_zh), p(f"{e.label_zh}\n{e.label_en}"), p(_who(e)), p(e.reason),
-                     p(e.detail + (f"\n{e.outcome}" if e.outcome else "")),
-                     p("" if e.seq is None else str(e.seq)), p(str(e.event_id))])
+        # Evidence references shortened (the table above has the full hashes); a long text goes
+        # on continuation rows, since a table row cannot be taller than a page.
+        text = _SHORT_REF.sub(lambda m: m[1] + "…", e.detail + (f"\n{e.outcome}" if e.outcome else ""))
+        details, reasons = _pieces(text, _PDF_CELL_CHARS), _pieces(e.reason, _PDF_CELL_CHARS // 3)
+        data.append([p(_local(e.at)), p(e.kind_zh), p(f"{e.label_zh}\n{e.label_en}"), p(_who(e)),
+                     p(reasons[0]), p(details[0]), p("" if e.seq is None else str(e.seq)), p(str(e.event_id))])
+        for i in range(1, max(len(details), len(reasons))):
+            data.append([p(""), p(""), p("(续 cont.)"), p(""), p(reasons[i] if i < len(reasons) else ""),
+                         p(details[i] if i < len(details) else ""), p(""), p("")])
     widths = [28 * mm, 16 * mm, 34 * mm, 40 * mm, 35 * mm, 100 * mm, 12 * mm, 12 * mm]
     table = LongTable(data, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle([

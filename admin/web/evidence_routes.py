@@ -190,9 +190,11 @@ def router(h: Hooks) -> APIRouter:
                 up = await store.spool_file(upload.file, name, limit)
                 f, created = await store.store(await pool_of(request), case_no, up, actor_for(s.user))
             except store.EvidenceTooLarge as e:
-                return await h.case_page(request, s, case_no, status=413, error=f"上传失败 upload refused: {e}")
+                return await h.case_page(request, s, case_no, status=413,
+                                         error=f"上传失败 upload refused: 文件过大 {e}")
             except EvidenceError as e:
-                return await h.case_page(request, s, case_no, status=422, error=f"上传失败 upload refused: {e}")
+                return await h.case_page(request, s, case_no, status=422,
+                                         error=f"上传失败 upload refused: 文件不合格 {e}")
         finally:
             await form.close()
         log.info("evidence_uploaded", user=s.user.username, case_no=case_no, sha256=f.sha256, size=f.size,
