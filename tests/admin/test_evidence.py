@@ -343,3 +343,11 @@ async def test_casectl_uploads_lists_and_gets_a_20_mb_file(console: Console, tmp
     assert r.returncode == 4 and "may not see" in r.stderr
     r = await console.cli("evidence", "get", case_no, "0" * 12, "-o", str(tmp_path / "n"), user="office")
     assert r.returncode == 1 and "no evidence file" in r.stderr
+
+    # The auditors' command lists the files with their hashes beside the history-derived timeline.
+    r = await console.cli("audit", "timeline", case_no, "--format", "json", user=None, extra_env={
+        "TEMPORAL_ADDRESS": console.env.client.service_client.config.target_host})
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)["evidence"]
+    assert [e["sha256"] for e in ev] == [sha, hashlib.sha256(scan.read_bytes()).hexdigest()]
+    assert ev[0]["original_name"] == "现场照片-20MB.jpg" and ev[0]["uploader"] == "ru / " + up[0]["uploader_unit"]
