@@ -34,8 +34,9 @@ from domain.evidence import (
     check_media_type,
     check_size,
     reference,
+    referenced_files,
 )
-from domain.model import Actor
+from domain.model import ActionRequest, Actor
 
 CHUNK = 1 << 20  # bytes per stored chunk, per hashing step and per download step
 
@@ -248,3 +249,30 @@ async def case_parties(pool: asyncpg.Pool, case_no: str) -> CaseParties | None:
         assisting_units=tuple(r["assisting_units"]),
         has_referrals=bool(r["open_referrals"]) or bool(referrals),
     )
+
+
+def action_references(req: ActionRequest) -> list[str]:
+    """Every evidence reference of an action: its own and each closure criterion's."""
+    refs = list(req.evidence)
+    if req.criteria is not None:
+        for c in (req.criteria.eco_restored, req.criteria.pollution_eliminated, req.criteria.public_satisfied,
+                  req.criteria.measures_all_done):
+            refs += c.evidence if c is not None else []
+    return refs
+
+
+async def check_references(pool: asyncpg.Pool, case_no: str, req: ActionRequest) -> None:
+    """Every `evidence:sha256:…` reference of an action must name a file uploaded to this case
+    (other references, e.g. `doc:…`, are free text). EvidenceError names the bad ones."""
+    shas = referenced_files(action_references(req))
+    if missing := await missing_references(pool, case_no, shas):
+        raise EvidenceError("evidence not uploaded to case " + case_no + ": "
+                            + ", ".join(f"evidence:sha256:{m}" for m in missing)
+                            + " (upload the file to this case first)")
+
+
+async def audit_rows(pool: asyncpg.Pool, case_no: str, entries: list[Any]) -> list[Any]:
+    """The audit timeline's evidence section: the case's files and the history entries citing them."""
+    from audit.timeline import evidence_rows
+
+    return evidence_rows(await list_files(pool, case_no), entries)

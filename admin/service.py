@@ -64,6 +64,17 @@ class ActionRefused(Exception):
         self.error_type, self.message = error_type, message
 
 
+async def check_evidence_references(pool: asyncpg.Pool, case_no: str, req: ActionRequest) -> None:
+    """An action's `evidence:` references must be well formed and name files of this case."""
+    from admin.evidence_store import check_references
+    from domain.evidence import EvidenceError
+
+    try:
+        await check_references(pool, case_no, req)
+    except EvidenceError as e:
+        raise ActionRefused("InvalidInput", str(e)) from None
+
+
 def stage_label(stage: str | Stage | None) -> str:
     if not stage:
         return ""
@@ -178,7 +189,6 @@ class AuditReport:
     entries: list[Any]  # audit.timeline.TimelineEntry
     verdict: Any  # audit.verify.CaseVerdict, or None when not asked for
     error: str = ""
-    evidence: list[Any] | None = None  # audit.timeline.EvidenceRow: the case's evidence files and who cites them
 
 
 @dataclass
@@ -361,12 +371,7 @@ class Service:
         if not runs:
             return None
         verdict = await verify_case(self.pool, self.client, case_no) if verify else None
-        entries = build_timeline_from_runs(runs)
-        from admin.evidence_store import list_files
-        from audit.timeline import evidence_rows
-
-        return AuditReport(case_no=case_no, runs=runs, entries=entries, verdict=verdict,
-                           evidence=evidence_rows(await list_files(self.pool, case_no), entries))
+        return AuditReport(case_no=case_no, runs=runs, entries=build_timeline_from_runs(runs), verdict=verdict)
 
     # ------------------------------------------------------------ acting
 
@@ -402,31 +407,11 @@ class Service:
             req = build_request(action, user.actor(role), payload, rid)
         except FormError as e:
             raise ActionRefused("InvalidInput", str(e)) from None
-        await self.check_evidence(case_no, req)
+        await check_evidence_references(self.pool, case_no, req)
         try:
             return await ops.act(self.client, case_no, req, pool=self.pool)
         except ops.ActionRefusedError as e:
             raise ActionRefused(e.error_type, e.message) from None
-
-    async def check_evidence(self, case_no: str, req: ActionRequest) -> None:
-        """Every `evidence:sha256:…` reference of an action must name a file uploaded to this
-        case (other references, e.g. `doc:…`, are free text)."""
-        from admin.evidence_store import missing_references
-        from domain.evidence import EvidenceError, referenced_files
-
-        refs = list(req.evidence)
-        if req.criteria is not None:
-            for c in (req.criteria.eco_restored, req.criteria.pollution_eliminated, req.criteria.public_satisfied,
-                      req.criteria.measures_all_done):
-                refs += c.evidence if c is not None else []
-        try:
-            shas = referenced_files(refs)
-        except EvidenceError as e:
-            raise ActionRefused("InvalidInput", str(e)) from None
-        if missing := await missing_references(self.pool, case_no, shas):
-            raise ActionRefused("InvalidInput", "evidence not uploaded to case " + case_no + ": "
-                                + ", ".join(f"evidence:sha256:{m}" for m in missing)
-                                + " (upload the file to this case first)")
 
     # ------------------------------------------------------------ filing
 

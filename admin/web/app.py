@@ -305,7 +305,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if report is None:
             return page(request, "error.html", s, status=404,
                         message=f"案件 {case_no} 在归档和服务器上都没有工作流历史 (no workflow history for this case)")
-        return page(request, "audit.html", s, r=report, nav="audit")
+        from admin.evidence_store import audit_rows
+
+        return page(request, "audit.html", s, r=report, nav="audit",
+                    evidence=await audit_rows(request.app.state.pool, case_no, report.entries))
 
     @app.get("/audit/cases/{case_no}/timeline.{fmt}")
     async def audit_export(request: Request, case_no: str, fmt: str) -> Response:
@@ -320,10 +323,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         name = f"audit-timeline-{case_no}.{fmt}"
         disposition = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+        from admin.evidence_store import audit_rows
+
+        evidence = await audit_rows(request.app.state.pool, case_no, report.entries)
         if fmt == "html":
-            body = tl.render_html(case_no, report.entries, report.runs, evidence=report.evidence).encode()
+            body = tl.render_html(case_no, report.entries, report.runs, evidence=evidence).encode()
             return Response(body, media_type="text/html; charset=utf-8", headers=disposition)
-        return Response(tl.render_pdf(case_no, report.entries, report.runs, evidence=report.evidence),
+        return Response(tl.render_pdf(case_no, report.entries, report.runs, evidence=evidence),
                         media_type="application/pdf", headers=disposition)
 
     @app.post("/cases/{case_no}/act/{action}")
