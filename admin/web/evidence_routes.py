@@ -16,6 +16,7 @@ is stored outside the workflow history (`admin/evidence_store.py`); a case refer
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,16 @@ async def evidence_context(pool: asyncpg.Pool, user: User, case_no: str, setting
     return {"evidence": await store.list_files(pool, case_no),
             "evidence_may_add": may_add_case_files(user.roles, user.unit, parties),
             "evidence_limit": settings.evidence_max_bytes}
+
+
+# The upload routes, for a request-size limit in front of the app (a middleware bounding bodies
+# must let these through up to `upload_body_limit`; the routes check the file's size themselves).
+UPLOAD_PATH = re.compile(r"^(/api/v1)?/cases/[^/]+/evidence$")
+
+
+def upload_body_limit(path: str, settings: Settings) -> int | None:
+    """The largest request body an evidence upload route accepts at `path`; None: not one."""
+    return settings.evidence_max_bytes + FORM_OVERHEAD if UPLOAD_PATH.match(path) else None
 
 
 def _disposition(kind: str, name: str) -> str:
