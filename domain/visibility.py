@@ -232,6 +232,13 @@ def is_referral_entry(event: str, data: Mapping[str, Any] | None) -> bool:
     return event in REFERRAL_EVENTS or bool(data and "referral_id" in data)
 
 
+def notice_may_carry_reason(role: Role, event: str, data: Mapping[str, Any] | None) -> bool:
+    """Whether a notice to this role may carry the entry's reason (not a referral's, to a role
+    that may not read referral details: the responsible unit is told of a referral, not why)."""
+    rule = rule_for(role)
+    return not is_referral_entry(event, data) or (rule is not None and Part.REFERRALS in rule.parts)
+
+
 def ledger_entry_view(entry: Mapping[str, Any], parts: frozenset[Part]) -> dict[str, Any] | None:
     """A ledger row as this reader may see it: None without LEDGER; a referral entry's reason and
     data withheld without REFERRALS (the entry itself, that a referral happened, stays)."""

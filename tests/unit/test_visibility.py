@@ -135,3 +135,25 @@ def test_the_public_sees_only_its_own_objections() -> None:
     assert [o["objection_id"] for o in objections_view(objs, PUBLIC, parts_for(PUBLIC, POSTING, HOME))] == ["O1"]
     assert len(objections_view(objs, OFFICE, parts_for(OFFICE, POSTING, HOME))) == 2
     assert objections_view(objs, DISC, frozenset({Part.SUMMARY})) == []
+
+
+def test_a_referral_notice_tells_the_responsible_unit_of_it_but_not_why() -> None:
+    """Notices are read too: the referral's reason (naming an official) reaches only the roles that
+    may read referral details; a responsible unit notified of a referral is told it was made, not why."""
+    from domain.decide import _Builder, decide
+    from domain.enums import Action, ReferralPath
+    from tests.unit.factories import OFFICE as OFFICE_ACTOR
+    from tests.unit.factories import request, state_in
+
+    s, now = state_in(Stage.RECTIFYING)
+    d = decide(s, request(Action.REFER_ACCOUNTABILITY, OFFICE_ACTOR, referral_path=ReferralPath.PERFORMANCE,
+                          reason="县长张某某履职不力"), now)
+    assert d.notices and d.entries[-1].reason == "县长张某某履职不力", "the ledger keeps the reason"
+    for n in d.notices:
+        assert ("县长张某某履职不力" in n.body) is (Part.REFERRALS in READ_RULES[n.recipient_role].parts)
+    b = _Builder(s, now)  # the same entry addressed to the responsible unit and the discipline commission
+    b.notify(d.entries[-1], (Role.RESPONSIBLE_UNIT, Role.DISCIPLINE_COMMISSION), "subject")
+    by_role = {n.recipient_role: n.body for n in b.notices}
+    assert "县长张某某履职不力" in by_role[Role.DISCIPLINE_COMMISSION]
+    assert "县长张某某履职不力" not in by_role[Role.RESPONSIBLE_UNIT]
+    assert s.case_no in by_role[Role.RESPONSIBLE_UNIT] and "移交问责" in by_role[Role.RESPONSIBLE_UNIT]
