@@ -242,8 +242,10 @@ class ReadModel:
 
     def _where(self, reader: Reader, f: CaseFilter) -> tuple[str, list[Any]]:
         common = self.common_parts(reader)
+        used = {"unit": bool(f.unit), "inspection_round": bool(f.inspection_round), "overdue": bool(f.overdue),
+                "rung": f.rung is not None}
         for name, part in FILTER_PARTS.items():
-            if getattr(f, name) not in ("", None, False) and part not in common:
+            if used[name] and part not in common:
                 raise FormError(f"filter {name!r} is not available to your role")
         where, args = f.where(datetime.now(UTC))
         scope = self.scope_sql(reader, args)

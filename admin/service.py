@@ -189,9 +189,6 @@ class Service:
         except Exception:  # archived beyond retention, or Temporal unreachable
             return None
 
-    def allowed_for(self, user: User, state: CaseState | None) -> dict[Action, Role]:
-        return allowed_actions_for(user, state)
-
     # ------------------------------------------------------------ acting
 
     async def perform(

@@ -363,8 +363,9 @@ async def test_the_public_sees_the_posting_it_may_object_to_and_nothing_of_the_l
         for url in ("/api/v1/dashboard", "/api/v1/export.csv"):
             r = await http.get(url)
             assert r.status_code == 403 and r.json()["error"] == "NotAuthorizedError"
-        r = await http.get("/api/v1/cases", params={"unit": RU.unit})
-        assert r.status_code == 400 and "not available to your role" in r.json()["message"]
+        for params in ({"unit": RU.unit}, {"rung": "0"}, {"overdue": "1"}):
+            r = await http.get("/api/v1/cases", params=params)
+            assert r.status_code == 400 and "not available to your role" in r.json()["message"], params
     # The objection flow still works end to end for the citizen.
     async with console.api("citizen") as http:
         r = await http.post(f"/api/v1/cases/{seeded.posting}/actions/OBJECT", json={"reason": "再次反映:仍有异味"})
