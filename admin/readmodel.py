@@ -158,7 +158,7 @@ class ReadModel:
         if Scope.ALL in scopes:
             return "TRUE"
         if reader.unit and Scope.RESPONSIBLE in scopes:
-            conds.append(f"{arg(reader.unit)} = ANY(responsible_units)")
+            conds.append(f"responsible_units @> ARRAY[{arg(reader.unit)}]::text[]")  # GIN-indexed
         if reader.unit and Scope.LEAD in scopes:
             conds.append(f"{arg(reader.unit)} = ANY(lead_supervising_units)")
         if reader.unit and Scope.ASSIST in scopes:
