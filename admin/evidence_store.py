@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ import asyncpg
 
 from domain.evidence import (
     SNIFF_BYTES,
-    CaseParties,
     EvidenceError,
     check_media_type,
     check_size,
@@ -37,6 +35,7 @@ from domain.evidence import (
     referenced_files,
 )
 from domain.model import ActionRequest, Actor
+from domain.visibility import CaseFacts
 
 CHUNK = 1 << 20  # bytes per stored chunk, per hashing step and per download step
 
@@ -233,22 +232,14 @@ async def iter_bytes(pool: asyncpg.Pool, sha256: str) -> AsyncIterator[bytes]:
         yield data
 
 
-async def case_parties(pool: asyncpg.Pool, case_no: str) -> CaseParties | None:
+async def case_facts(pool: asyncpg.Pool, case_no: str) -> CaseFacts | None:
     """What read scoping needs to know of a case (from its projection); None: no such case."""
+    from admin.readmodel import ReadModel
+
     r = await pool.fetchrow(
-        """SELECT responsible_units, lead_supervising_units, assisting_units, open_referrals, detail
+        """SELECT stage, responsible_units, lead_supervising_units, assisting_units, detail
            FROM case_projection WHERE case_no = $1""", case_no)
-    if r is None:
-        return None
-    detail = r["detail"]
-    if isinstance(detail, str):
-        detail = json.loads(detail)
-    referrals = (detail or {}).get("referrals") or []
-    return CaseParties(
-        responsible_units=tuple(r["responsible_units"]), lead_supervising_units=tuple(r["lead_supervising_units"]),
-        assisting_units=tuple(r["assisting_units"]),
-        has_referrals=bool(r["open_referrals"]) or bool(referrals),
-    )
+    return None if r is None else ReadModel.facts(dict(r))
 
 
 def action_references(req: ActionRequest) -> list[str]:

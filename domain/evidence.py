@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from domain.enums import Role
+from domain.visibility import CaseFacts, HomeUnits, Part, Reader, parts_for
 
 REFERENCE_PREFIX = "evidence:sha256:"
 _REFERENCE = re.compile(r"^evidence:sha256:([0-9a-f]{64})$")
@@ -134,44 +134,17 @@ def referenced_files(refs: Iterable[str]) -> list[str]:
 # ------------------------------------------------------------------ who may see and add files
 
 
-@dataclass(frozen=True)
-class CaseParties:
-    """The units of a case and whether it has accountability referrals (what read scoping needs)."""
-
-    responsible_units: Sequence[str] = ()
-    lead_supervising_units: Sequence[str] = ()
-    assisting_units: Sequence[str] = ()
-    has_referrals: bool = False
+def may_read_case_files(reader: Reader, facts: CaseFacts, home: HomeUnits) -> bool:
+    """Whether a user may list and download a case's evidence files: the read rules of
+    `domain.visibility` grant it the case's EVIDENCE part (the office and auditors on every
+    case, a unit on the cases it works on or supervises, the discipline commission on cases
+    with referrals; never the public). Deny by default."""
+    return Part.EVIDENCE in parts_for(reader, facts, home)
 
 
-# Roles that see every case's files.
-_SEE_ALL = frozenset({Role.RECTIFICATION_OFFICE, Role.AUDITOR})
-
-
-def _role_reads(role: Role, unit: str, case: CaseParties) -> bool:
-    if role in _SEE_ALL:
-        return True
-    if role is Role.RESPONSIBLE_UNIT:
-        return unit in case.responsible_units
-    if role in (Role.LEAD_SUPERVISOR, Role.ASSIST_SUPERVISOR):
-        return unit in case.lead_supervising_units or unit in case.assisting_units
-    if role is Role.DISCIPLINE_COMMISSION:
-        return case.has_referrals
-    return False  # PUBLIC, SYSTEM and any role added later: deny by default
-
-
-def may_read_case_files(roles: Iterable[Role], unit: str, case: CaseParties) -> bool:
-    """Whether a user (its roles, its unit) may list and download a case's evidence files.
-
-    The read rule of issue 10 (who may see which case), in one function so that it can be
-    replaced by `domain.visibility` when that lands: the office and auditors see every
-    case; a responsible unit its own cases; a lead or assisting supervising unit the cases
-    it supervises; the discipline commission cases with referrals; the public nothing.
-    """
-    return any(_role_reads(Role(r), unit, case) for r in roles)
-
-
-def may_add_case_files(roles: Iterable[Role], unit: str, case: CaseParties) -> bool:
-    """Whether a user may upload evidence to a case: it may read the case in an acting role
-    (auditors only read; the public never sees the case's files)."""
-    return any(_role_reads(Role(r), unit, case) for r in roles if Role(r) is not Role.AUDITOR)
+def may_add_case_files(reader: Reader, facts: CaseFacts, home: HomeUnits) -> bool:
+    """Whether a user may upload evidence to a case: it reads the case's files in an acting
+    role (auditors only read)."""
+    acting = Reader(user_id=reader.user_id, unit=reader.unit,
+                    roles=tuple(r for r in reader.roles if r is not Role.AUDITOR))
+    return may_read_case_files(acting, facts, home)

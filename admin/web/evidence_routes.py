@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
@@ -42,6 +42,7 @@ from domain.evidence import (
     may_add_case_files,
     may_read_case_files,
 )
+from domain.visibility import Reader, parts_for
 
 log = structlog.get_logger("admin.web.evidence")
 
@@ -63,14 +64,19 @@ class Hooks:
     api_error: type[Exception]  # _ApiError(status, error_type, message)
 
 
-async def evidence_context(pool: asyncpg.Pool, user: User, case_no: str, settings: Settings) -> dict[str, Any]:
+def _reader(user: User) -> Reader:
+    return Reader(user_id=user.username, unit=user.unit, roles=tuple(user.roles))
+
+
+async def evidence_context(request: Request, user: User, case_no: str, settings: Settings) -> dict[str, Any]:
     """Template variables for the case page: the case's files (None when the user may not see
     them), whether the user may add files, and the limit."""
-    parties = await store.case_parties(pool, case_no)
-    if parties is None or not may_read_case_files(user.roles, user.unit, parties):
+    pool, home = request.app.state.pool, request.app.state.reads.home
+    facts = await store.case_facts(pool, case_no)
+    if facts is None or not may_read_case_files(_reader(user), facts, home):
         return {"evidence": None, "evidence_may_add": False, "evidence_limit": settings.evidence_max_bytes}
     return {"evidence": await store.list_files(pool, case_no),
-            "evidence_may_add": may_add_case_files(user.roles, user.unit, parties),
+            "evidence_may_add": may_add_case_files(_reader(user), facts, home),
             "evidence_limit": settings.evidence_max_bytes}
 
 
@@ -111,26 +117,29 @@ def _declared_length(request: Request) -> int | None:
         return None
 
 
-def router(h: Hooks) -> APIRouter:
-    r = APIRouter()
+def install(r: FastAPI, h: Hooks) -> None:
+    """Add the evidence routes to the console app (as its own routes, so that `app.routes`
+    lists each of them)."""
     limit = h.settings.evidence_max_bytes
 
     async def pool_of(request: Request) -> asyncpg.Pool:
         return request.app.state.pool
 
     async def scoped(request: Request, user: User, case_no: str, write: bool) -> tuple[bool, str]:
-        """(allowed, why not); (False, '') when there is no such case."""
-        parties = await store.case_parties(await pool_of(request), case_no)
-        if parties is None:
+        """(allowed, why not); (False, '') when there is no such case or the user may not see it
+        at all (the same answer, as for the case page: no probing)."""
+        facts = await store.case_facts(await pool_of(request), case_no)
+        home = request.app.state.reads.home
+        if facts is None or not parts_for(_reader(user), facts, home):
             return False, ""
         if write:
             if user.read_only:
                 return False, f"user {user.username} is an auditor: read-only, cannot add evidence"
-            if not may_add_case_files(user.roles, user.unit, parties):
+            if not may_add_case_files(_reader(user), facts, home):
                 return False, (f"user {user.username} ({user.unit}) may not add evidence to case {case_no}: "
-                               "only the office and the case's own units may")
-        elif not may_read_case_files(user.roles, user.unit, parties):
-            return False, f"user {user.username} ({user.unit}) may not see the evidence of case {case_no}"
+                               "only the office and the units working on or supervising the case may")
+        elif not may_read_case_files(_reader(user), facts, home):
+            return False, f"user {user.username} ({user.unit}) may not see the evidence files of case {case_no}"
         return True, ""
 
     def actor_for(user: User) -> Any:
@@ -281,5 +290,3 @@ def router(h: Hooks) -> APIRouter:
         if f is None:
             raise h.api_error(status, "InvalidInput" if status == 400 else "NotFound", msg)
         return await download(request, f, inline=False)
-
-    return r

@@ -178,8 +178,10 @@ async def test_only_those_who_may_read_the_case_get_its_files(console: Console) 
     data = jpeg(5000)
     sha = (await upload_api(console, "ru", case_no, "x.jpg", data)).json()["sha256"]
     path = f"/api/v1/cases/{case_no}/evidence"
+    # A role that does not see the case gets the same 404 as for a case never filed (no probing).
     for user, list_status, upload_status in [("office", 200, 201), ("lead2", 200, 201), ("auditor", 200, 403),
-                                             ("ru-other", 403, 403), ("discipline", 403, 403)]:
+                                             ("ru-other", 404, 404), ("discipline", 404, 404),
+                                             ("citizen", 404, 404)]:
         async with console.api(user) as api:
             assert (await api.get(path)).status_code == list_status, user
             assert (await api.get(f"{path}/{sha}")).status_code == list_status, user
@@ -189,7 +191,7 @@ async def test_only_those_who_may_read_the_case_get_its_files(console: Console) 
                 got = await api.get(f"{path}/{sha}")
                 assert got.content == data
             else:
-                assert "may not see" in (await api.get(path)).json()["message"]
+                assert (await api.get(path)).json()["error"] == "CaseNotFoundError"
     async with console.api("office") as api:
         assert (await api.get("/api/v1/cases/NO-SUCH-CASE/evidence")).status_code == 404
         assert (await api.get(f"{path}/{'0' * 64}")).status_code == 404
@@ -199,15 +201,19 @@ async def test_only_those_who_may_read_the_case_get_its_files(console: Console) 
         r = await anon.get(f"/cases/{case_no}/evidence/{sha}")
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
-    # The console: another unit gets 403 and no evidence section; a file of one case is not
-    # served through another case.
+    # The console: another unit gets 404 for the case, its files and its upload form; a file of
+    # one case is not served through another case.
     other = await login(console, "ru-other")
-    assert (await other.get(f"/cases/{case_no}/evidence/{sha}")).status_code == 403
-    page = await other.get(f"/cases/{case_no}")
-    assert 'data-testid="evidence"' not in page.text and "x.jpg" not in page.text
+    assert (await other.get(f"/cases/{case_no}/evidence/{sha}")).status_code == 404
+    page = await other.get("/my")
     r = await upload_form(other, case_no, "y.jpg", jpeg(100), csrf=_csrf(page.text))
-    assert r.status_code == 403
+    assert r.status_code == 404 and "x.jpg" not in r.text
     await other.aclose()
+    auditor = await login(console, "auditor")
+    page = await auditor.get(f"/cases/{case_no}")
+    assert "x.jpg" in page.text and 'data-testid="evidence-upload"' not in page.text  # reads, cannot add
+    assert (await upload_form(auditor, case_no, "z.jpg", jpeg(100), csrf=_csrf(page.text))).status_code == 403
+    await auditor.aclose()
     second = await file_via_api(console, console.case_record())
     async with console.api("office") as api:
         assert (await api.get(f"/api/v1/cases/{second}/evidence/{sha}")).status_code == 404
@@ -340,7 +346,7 @@ async def test_casectl_uploads_lists_and_gets_a_20_mb_file(console: Console, tmp
     r = await console.cli("evidence", "upload", case_no, str(scan), user="auditor")
     assert r.returncode == 4
     r = await console.cli("evidence", "list", case_no, user="ru-other")
-    assert r.returncode == 4 and "may not see" in r.stderr
+    assert r.returncode == 1 and f"no case {case_no}" in r.stderr
     r = await console.cli("evidence", "get", case_no, "0" * 12, "-o", str(tmp_path / "n"), user="office")
     assert r.returncode == 1 and "no evidence file" in r.stderr
 

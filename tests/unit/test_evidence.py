@@ -6,7 +6,6 @@ import pytest
 
 from domain.enums import Role
 from domain.evidence import (
-    CaseParties,
     EvidenceError,
     check_media_type,
     check_sha256,
@@ -19,6 +18,7 @@ from domain.evidence import (
     referenced_files,
     sniff_media_type,
 )
+from domain.visibility import CaseFacts, HomeUnits, Reader
 
 SHA = "ab" * 32
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01"
@@ -79,17 +79,22 @@ def test_references_round_trip_and_other_references_are_free_text() -> None:
         reference("abc")
 
 
-CASE = CaseParties(responsible_units=("县政府",), lead_supervising_units=("市生态环境局", "市林业局"),
-                   assisting_units=("市水利局",))
+HOME = HomeUnits(office="整改办", discipline="纪委监委")
+CASE = CaseFacts(stage="RECTIFYING", responsible_units=("县政府",), lead_supervising_units=("市生态环境局", "市林业局"),
+                 assisting_units=("市水利局",))
+
+
+def _reader(roles: list[Role], unit: str) -> Reader:
+    return Reader(user_id="u", unit=unit, roles=tuple(roles))
 
 
 @pytest.mark.parametrize(("roles", "unit", "read", "add"), [
     ([Role.RECTIFICATION_OFFICE], "整改办", True, True),
+    ([Role.RECTIFICATION_OFFICE], "某县整改办", False, False),  # not the policy's office unit
     ([Role.AUDITOR], "审计组", True, False),
     ([Role.RESPONSIBLE_UNIT], "县政府", True, True),
     ([Role.RESPONSIBLE_UNIT], "另一个县", False, False),
     ([Role.LEAD_SUPERVISOR], "市林业局", True, True),
-    ([Role.LEAD_SUPERVISOR], "市水利局", True, True),  # assisting unit
     ([Role.LEAD_SUPERVISOR], "省厅", False, False),
     ([Role.ASSIST_SUPERVISOR], "市水利局", True, True),
     ([Role.DISCIPLINE_COMMISSION], "纪委监委", False, False),  # no referral on this case
@@ -97,13 +102,15 @@ CASE = CaseParties(responsible_units=("县政府",), lead_supervising_units=("�
     ([Role.SYSTEM], "engine", False, False),
     ([], "县政府", False, False),
     ([Role.AUDITOR, Role.RESPONSIBLE_UNIT], "县政府", True, True),
+    ([Role.AUDITOR, Role.RESPONSIBLE_UNIT], "另一个县", True, False),
 ])
 def test_who_may_read_and_add_files(roles: list[Role], unit: str, read: bool, add: bool) -> None:
-    assert may_read_case_files(roles, unit, CASE) is read
-    assert may_add_case_files(roles, unit, CASE) is add
+    assert may_read_case_files(_reader(roles, unit), CASE, HOME) is read
+    assert may_add_case_files(_reader(roles, unit), CASE, HOME) is add
 
 
-def test_discipline_commission_sees_cases_with_referrals() -> None:
-    referred = CaseParties(responsible_units=("县政府",), has_referrals=True)
-    assert may_read_case_files([Role.DISCIPLINE_COMMISSION], "纪委监委", referred)
-    assert not may_read_case_files([Role.PUBLIC], "公众", referred)
+def test_the_discipline_commission_sees_files_of_referred_cases_and_the_public_never() -> None:
+    referred = CaseFacts(stage="RECTIFYING", responsible_units=("县政府",), has_referrals=True)
+    assert may_read_case_files(_reader([Role.DISCIPLINE_COMMISSION], "纪委监委"), referred, HOME)
+    posting = CaseFacts(stage="PUBLIC_POSTING", responsible_units=("县政府",))
+    assert not may_read_case_files(_reader([Role.PUBLIC], "公众"), posting, HOME)
