@@ -207,7 +207,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _payload(args: argparse.Namespace) -> dict[str, Any]:
     p: dict[str, Any] = {}
-    for name in ("reason", "finding", "rung", "referral_id", "referral_path", "lookback_finding", "objection_id"):
+    for name in ("reason", "finding", "rung", "referral_id", "referral_path", "lookback_finding", "objection_id",
+                 "proposal_id", "report_ref"):
         v = getattr(args, name)
         if v:
             p[name] = v
@@ -453,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--referral-path")
     s.add_argument("--lookback-finding")
     s.add_argument("--objection-id")
+    s.add_argument("--proposal-id", help="escalation proposal (拟采取措施) to confirm or dismiss, e.g. P1")
+    s.add_argument("--report-ref", help="追责建议报告 / dossier reference (移交问责)")
     s.add_argument("--measure", type=int, help="measure number (COMPLETE_MEASURE)")
     s.add_argument("--evidence", action="append", help="evidence reference (repeat)")
     s.add_argument("--criteria-json", help="VERIFY_PASS criteria as JSON or @file")
