@@ -268,6 +268,12 @@ class Service:
                 "(stage = 'PUBLIC_POSTING' AND "
                 "jsonb_path_exists(detail, '$.posting.objections[*] ? (@.ruling == null)'))"
             )
+        if roles & {Role.RECTIFICATION_OFFICE, Role.SUPERVISION_OFFICE}:
+            # Escalation proposals (拟采取措施) awaiting confirmation or dismissal (domain/escalation.py).
+            conds.append("jsonb_path_exists(detail, '$.escalation.proposals[*] ? (@.status == \"PENDING\")')")
+        if Role.RECTIFICATION_OFFICE in roles:
+            # Path-B referrals drafted by a lead supervising unit, awaiting the office's verification.
+            conds.append("jsonb_path_exists(detail, '$.referrals[*] ? (@.status == \"DRAFT\")')")
         if Role.DISCIPLINE_COMMISSION in roles:
             conds.append("(open_referrals > 0)")
         if not conds:
