@@ -157,7 +157,8 @@ def next_rung(state: CaseState) -> ScheduledRung | None:
             if rung_level(r.rung) > esc.level:
                 return r
         return None
-    if esc.held or any(p.facts.get("scheduled") and p.stage is s.stage for p in esc.pending()):
+    if esc.held or any(p.facts.get("scheduled") and p.stage is s.stage and p.cycle == s.cycle
+                       for p in esc.pending()):
         return None
     sched = s.deadline.escalation_schedule
     return sched[esc.step] if esc.step < len(sched) else None
