@@ -255,6 +255,9 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _ceilings_known(self) -> Policy:
+        for key, profile in self.ladders.items():
+            if key != profile.name:
+                raise PolicyError(f"ladder profile {profile.name!r} is filed under the key {key!r}; use one name")
         for stage in self.stage_ladder_ceilings:
             if stage not in self.stage_limits and stage is not Stage.RECTIFYING:
                 raise PolicyError(

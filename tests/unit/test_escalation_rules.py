@@ -399,6 +399,11 @@ def test_a_bad_profile_is_refused_naming_the_profile_and_the_rung(rungs, message
         load_policy(p)
 
 
+def test_a_profile_filed_under_another_name_is_refused():
+    with pytest.raises(ValidationError, match="'my_county' is filed under the key 'county'"):
+        Policy.model_validate({"ladders": {"county": _profile({"rung": "CIRCULAR", "delay_days": 0})}})
+
+
 def test_a_profile_in_its_own_order_is_accepted():
     profile = LadderProfile(name="x", rungs=[LadderRungSpec(rung=Rung.SUMMONS, delay_days=0),
                                              LadderRungSpec(rung=Rung.NOTICE_LETTER, delay_days=3)])
