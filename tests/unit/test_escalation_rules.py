@@ -399,6 +399,16 @@ def test_a_bad_profile_is_refused_naming_the_profile_and_the_rung(rungs, message
         load_policy(p)
 
 
+def test_the_worker_refuses_a_bad_policy_file_when_it_starts(tmp_path: Path):
+    from activities.case_activities import CaseActivities
+
+    p = tmp_path / "policy.json"
+    p.write_text(json.dumps({"ladders": {"my_county": _profile(
+        {"rung": "CIRCULAR", "delay_days": 3}, {"rung": "SUMMONS", "delay_days": 3})}}))
+    with pytest.raises(PolicyFileError, match="'my_county': rung SUMMONS"):
+        CaseActivities(None, str(p))  # type: ignore[arg-type]
+
+
 def test_a_profile_filed_under_another_name_is_refused():
     with pytest.raises(ValidationError, match="'my_county' is filed under the key 'county'"):
         Policy.model_validate({"ladders": {"county": _profile({"rung": "CIRCULAR", "delay_days": 0})}})
