@@ -186,6 +186,10 @@ def cmd_show(args: argparse.Namespace) -> int:
                      f"calendar {e['calendar_version']}")
     if c.get("rung"):
         lines.append(f"escalation:   {c['rung_zh']} {c['rung']}")
+    for p in body.get("escalation_proposals") or []:
+        if p["status"] == "PENDING":
+            lines.append(f"proposal:     {p['proposal_id']} {p['rung']} (拟采取措施, pending since {p['proposed_at'][:10]}, "
+                         f"by {p['proposed_by']}) {p['reason']}")
     lines.append("measures:")
     done = set(body.get("measures_done") or [])
     for m in f.get("measures") or []:

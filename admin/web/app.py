@@ -436,6 +436,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state is not None:
             view["measures_done"] = state.measures_done
             view["referrals"] = [r.model_dump(mode="json") for r in state.referrals]
+            view["escalation_proposals"] = [p.model_dump(mode="json") for p in state.escalation.proposals]
             view["posting"] = state.posting.model_dump(mode="json") if state.posting else None
             view["extension_request"] = (state.extension_request.model_dump(mode="json")
                                          if state.extension_request else None)

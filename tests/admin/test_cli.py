@@ -173,6 +173,8 @@ async def test_an_escalation_proposal_is_in_the_offices_work_and_a_supervision_o
         assert case_no in [c["case_no"] for c in mine["cases"]], user
     shown = json.loads(ok(await console.cli("show", case_no, "--json", user="duchashi")))
     assert "CONFIRM_ESCALATION" in [a["action"] for a in shown["allowed_actions"]]
+    assert [(p["proposal_id"], p["status"]) for p in shown["escalation_proposals"]] == [("P1", "PENDING")]
+    assert "proposal:     P1 SUMMONS" in ok(await console.cli("show", case_no, user="duchashi"))
     ok(await console.cli("act", case_no, "CONFIRM_ESCALATION", "--proposal-id", "P1", "--reason", "约谈县长",
                          user="duchashi"))
     shown = json.loads(ok(await console.cli("show", case_no, "--json", user="office")))
