@@ -43,6 +43,8 @@ USERS: dict[str, tuple[str, list[str]]] = {
     "discipline": ("纪委监委", ["DISCIPLINE_COMMISSION"]),
     "duchashi": ("市委督查室", ["SUPERVISION_OFFICE"]),
     "auditor": ("审计组", ["AUDITOR"]),
+    "citizen": ("公众", ["PUBLIC"]),
+    "citizen2": ("公众", ["PUBLIC"]),
     "lockme": ("整改办", ["RECTIFICATION_OFFICE"]),
 }
 
