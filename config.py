@@ -73,6 +73,16 @@ class Settings:
     console_session_max_hours: int = 12
     console_lockout_failures: int = 5
     console_lockout_minutes: int = 15
+    # Hostile input (issue 10): login throttling (failures before delays start, per account
+    # uses console_lockout_failures; per address this many), delays doubling from the base up
+    # to the maximum, counted over console_lockout_minutes; upload limits; action signing key(s).
+    console_throttle_address_failures: int = 30
+    console_throttle_base_ms: int = 1000
+    console_throttle_max_seconds: int = 60
+    console_upload_max_bytes: int = 5 * 1024 * 1024
+    console_import_max_unzipped_bytes: int = 50 * 1024 * 1024
+    console_import_max_rows: int = 2000
+    action_signing_key: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -107,6 +117,15 @@ class Settings:
             console_session_max_hours=_int("CONSOLE_SESSION_MAX_HOURS", d.console_session_max_hours),
             console_lockout_failures=_int("CONSOLE_LOCKOUT_FAILURES", d.console_lockout_failures),
             console_lockout_minutes=_int("CONSOLE_LOCKOUT_MINUTES", d.console_lockout_minutes),
+            console_throttle_address_failures=_int("CONSOLE_THROTTLE_ADDRESS_FAILURES",
+                                                   d.console_throttle_address_failures),
+            console_throttle_base_ms=_int("CONSOLE_THROTTLE_BASE_MS", d.console_throttle_base_ms),
+            console_throttle_max_seconds=_int("CONSOLE_THROTTLE_MAX_SECONDS", d.console_throttle_max_seconds),
+            console_upload_max_bytes=_int("CONSOLE_UPLOAD_MAX_BYTES", d.console_upload_max_bytes),
+            console_import_max_unzipped_bytes=_int("CONSOLE_IMPORT_MAX_UNZIPPED_BYTES",
+                                                   d.console_import_max_unzipped_bytes),
+            console_import_max_rows=_int("CONSOLE_IMPORT_MAX_ROWS", d.console_import_max_rows),
+            action_signing_key=_env("ACTION_SIGNING_KEY", d.action_signing_key),
         )
 
 

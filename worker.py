@@ -72,7 +72,17 @@ def build_worker(
         workflow_runner=sandbox_runner(),
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=_signing_interceptors(settings),
     )
+
+
+def _signing_interceptors(settings: Settings) -> list:
+    """With ACTION_SIGNING_KEY set, the `act` validator refuses unsigned requests (workflows/signing.py)."""
+    from domain.signing import parse_keys
+    from workflows.signing import ActionSigningInterceptor
+
+    keys = parse_keys(settings.action_signing_key)
+    return [ActionSigningInterceptor(keys)] if keys else []
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:

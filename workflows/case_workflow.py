@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ComputedDeadline,
     )
     from domain.policy import Policy
+    from domain.screening import screen
     from workflows.contracts import (
         CASE_DUE_AT,
         CASE_KIND,
@@ -227,6 +228,7 @@ class CaseWorkflow:
         state = self._require_state()
         try:
             d.validate(state, req, workflow.now())
+            screen(state, req, workflow.now())  # abuse limits: validator only (replay-safe)
         except CaseError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
 
