@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 import asyncpg
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -59,7 +60,16 @@ class ActionRefusedError(Exception):
 async def file_case(
     client: Client, filing: CaseFiling, filed_by: Actor, task_queue: str, policy: Policy | None = None
 ) -> FilingOutcome:
-    """Start the case's workflow; a case number already filed is refused, not duplicated."""
+    """Start the case's workflow; a case number already filed is refused, not duplicated.
+
+    The filing is validated again here (a caller may have built it without validation): a
+    filing the models refuse, e.g. a NUL in its title, is refused before its number is taken.
+    """
+    try:
+        filing = CaseFiling.model_validate(filing.model_dump(mode="python"))
+    except ValidationError as e:
+        why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        return FilingOutcome(printable_one_line(str(filing.case_no))[:64], False, f"filing refused: {why}")
     pairs = [
         SearchAttributePair(CASE_STAGE, Stage.REGISTERED.value),
         SearchAttributePair(CASE_KIND, filing.kind.value),
