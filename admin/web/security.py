@@ -5,8 +5,8 @@
   Referrer-Policy; every page and API answer (everything but /static) is `no-store`.
 - Cookies get `Secure` whenever the console is reached over TLS: the request's scheme is
   https, or a proxy says so in X-Forwarded-Proto. (CONSOLE_SECURE_COOKIES=true forces it.)
-- Request bodies are bounded: uploads (/import, /api/v1/import) by CONSOLE_UPLOAD_MAX_BYTES,
-  every other request by a fixed 1 MiB; a larger body is refused with 413 naming the limit,
+- Request bodies are bounded: uploads (/import, /api/v1/import, any multipart form) by
+  CONSOLE_UPLOAD_MAX_BYTES, every other request by a fixed 1 MiB; a larger body is refused with 413 naming the limit,
   from Content-Length before anything is read, or as soon as the stream passes the limit.
 """
 
@@ -38,7 +38,11 @@ def over_tls(scope: Scope) -> bool:
 
 
 def body_limit(scope: Scope, upload_limit: int) -> int:
-    return upload_limit if scope.get("path") in UPLOAD_PATHS else max(DEFAULT_BODY_LIMIT, 0)
+    """Uploads (the import paths, any multipart form) up to the upload limit; anything else 1 MiB."""
+    if scope.get("path") in UPLOAD_PATHS:
+        return upload_limit
+    ctype = next((v for k, v in scope.get("headers") or [] if k == b"content-type"), b"")
+    return max(upload_limit, DEFAULT_BODY_LIMIT) if ctype.startswith(b"multipart/") else DEFAULT_BODY_LIMIT
 
 
 def too_large_message(limit: int, upload: bool) -> str:
@@ -62,7 +66,7 @@ class SecurityMiddleware:
         secure = self.force_secure or over_tls(scope)
         static = str(scope.get("path", "")).startswith("/static/")
         limit = body_limit(scope, self.upload_max_bytes)
-        upload = scope.get("path") in UPLOAD_PATHS
+        upload = limit != DEFAULT_BODY_LIMIT or scope.get("path") in UPLOAD_PATHS
         length = next((v for k, v in scope.get("headers") or [] if k == b"content-length"), None)
         started = False
 
