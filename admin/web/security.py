@@ -5,6 +5,8 @@
   Referrer-Policy; every page and API answer (everything but /static) is `no-store`.
 - Cookies get `Secure` whenever the console is reached over TLS: the request's scheme is
   https, or a proxy says so in X-Forwarded-Proto. (CONSOLE_SECURE_COOKIES=true forces it.)
+- A control character in the URL path or a query parameter is refused (400, naming it) before
+  any route runs: it could only reach PostgreSQL (NUL: a 500) or a response header.
 - Request bodies are bounded: uploads (/import, /api/v1/import, any multipart form) by
   CONSOLE_UPLOAD_MAX_BYTES, every other request by a fixed 1 MiB; a larger body is refused with 413 naming the limit,
   from Content-Length before anything is read, or as soon as the stream passes the limit.
@@ -84,6 +86,10 @@ class SecurityMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        bad_url = url_control_char(scope)
+        if bad_url:
+            await _refuse(send_wrapped, bad_url, status=400, error="InvalidInput")
+            return
         if length is not None and length.isdigit() and int(length) > limit:
             await _refuse(send_wrapped, too_large_message(limit, upload))
             return
@@ -106,6 +112,28 @@ class SecurityMiddleware:
             await _refuse(send_wrapped, str(e))
 
 
+def url_control_char(scope: Scope) -> str:
+    """A message when the path or a query parameter holds a control character (else "").
+
+    Such a value could only reach PostgreSQL (which refuses NUL: a 500) or a header; refused
+    here once for every route, naming where it is.
+    """
+    from urllib.parse import parse_qsl
+
+    from domain.text import control_char
+
+    path = str(scope.get("path", ""))
+    if (bad := control_char(path, multiline=False)) is not None:
+        return f"the URL path contains a control character U+{ord(bad[1]):04X}"
+    query = (scope.get("query_string") or b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
+        for what, text in (("name", name), ("value", value)):
+            if (bad := control_char(text, multiline=False)) is not None:
+                return (f"filter {name[:40]!r}: the query parameter {what} contains a control character "
+                        f"U+{ord(bad[1]):04X}")
+    return ""
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -114,11 +142,11 @@ def _secure_cookie(v: bytes) -> bytes:
     return v if b"secure" in v.lower() else v + b"; Secure"
 
 
-async def _refuse(send: Any, message: str) -> None:
+async def _refuse(send: Any, message: str, status: int = 413, error: str = "RequestTooLarge") -> None:
     import json
 
-    body = json.dumps({"error": "RequestTooLarge", "message": message}, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": 413,
+    body = json.dumps({"error": error, "message": message}, ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json; charset=utf-8"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -139,8 +139,9 @@ async def test_a_filing_with_a_nul_title_is_refused_before_its_number_is_taken(c
 
 async def test_bad_filter_and_paging_values_give_400_never_500(console: Console) -> None:
     http = await _login(console, "office")
-    for params, msg in [({"page": str(2**70)}, "page must be at most"), ({"q": "湘江\x00"}, "filter q"),
-                        ({"unit": "\x1b[31m"}, "filter unit"), ({"page_size": "9" * 40}, "page_size")]:
+    for params, msg in [({"page": str(2**70)}, "page must be at most"), ({"q": "湘江\x00"}, "'q'"),
+                        ({"unit": "\x1b[31m"}, "U+001B"), ({"page_size": "9" * 40}, "page_size"),
+                        ({"round": "x" * 300}, "filter round")]:
         r = await http.get("/cases", params=params)
         assert r.status_code == 400 and msg in r.text, (params, r.status_code)
         r = await http.get("/cases/export.csv", params=params)
@@ -148,6 +149,15 @@ async def test_bad_filter_and_paging_values_give_400_never_500(console: Console)
         async with console.api("office") as api:
             r = await api.get("/api/v1/cases", params=params)
             assert r.status_code == 400 and r.json()["error"] == "InvalidInput" and msg in r.json()["message"]
+    # A control character anywhere in a URL: refused before any route runs (PostgreSQL would 500).
+    for url in ("/cases/X%00", "/cases/X%1B%5B2J", "/audit/cases/A%00", "/login?next=/my%0d%0aSet-Cookie:x=1"):
+        r = await http.get(url)
+        assert r.status_code == 400 and "control character" in r.json()["message"], url
+    async with console.api("office") as api:
+        r = await api.get("/api/v1/cases/X%00")
+        assert r.status_code == 400 and "U+0000" in r.json()["message"]
+        r = await api.post("/api/v1/cases/X%00/actions/TRANSFER", json={})
+        assert r.status_code == 400
     await http.aclose()
 
 
