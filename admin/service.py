@@ -41,7 +41,7 @@ from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
 from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
-from domain.text import MAX_TEXT, check_text, printable_one_line
+from domain.text import MAX_TEXT, check_text, control_char, printable_one_line, strip_controls
 from workflows import client as ops
 from workflows.contracts import ActionResult
 
@@ -541,6 +541,12 @@ def _check_unzipped(filename: str, content: bytes, max_unzipped: int) -> None:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _no_controls(v: str) -> str:
+    """Control characters (other than tab, CR, newline) shown as \\xNN: stored before the models
+    refused them, they would otherwise make openpyxl refuse the whole export."""
+    return v if control_char(v, multiline=True) is None else strip_controls(v)
+
+
 def _formula_like(v: Any) -> bool:
     return isinstance(v, str) and v.startswith(FORMULA_PREFIXES)
 
@@ -556,8 +562,10 @@ EXPORT_HEADERS = (
 
 
 def _cell(v: Any) -> Any:
+    if isinstance(v, str):
+        return _no_controls(v)
     if isinstance(v, list):
-        return "、".join(v)
+        return "、".join(_no_controls(str(x)) for x in v)
     if isinstance(v, datetime):
         return v.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     if isinstance(v, date):

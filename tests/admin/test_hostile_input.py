@@ -430,6 +430,11 @@ async def test_casectl_prints_escape_sequences_visibly(console: Console) -> None
         assert "\x1b" not in p.stdout and "\x07" not in p.stdout
     p = await console.cli("list", "--search", case_no)
     assert "\\x1b]0;pwned\\x07" in p.stdout
+    async with console.api("office") as http:  # and the exports still work, showing them escaped
+        x = await http.get("/api/v1/export.xlsx", params={"q": case_no})
+        assert x.status_code == 200
+        c = await http.get("/api/v1/export.csv", params={"q": case_no})
+        assert "\\x1b]0;pwned" in c.content.decode("utf-8-sig") and "\x1b" not in c.content.decode("utf-8-sig")
 
 
 async def test_security_headers_and_secure_cookies_over_tls(console: Console) -> None:

@@ -221,6 +221,15 @@ def test_xlsx_export_writes_formula_text_as_strings_never_formulas() -> None:
     assert all(c.data_type == "s" for c in titles)
 
 
+def test_exports_survive_control_characters_stored_before_the_models_refused_them() -> None:
+    rows = [{"case_no": "OLD-1", "title": "旧标题\x1b[2J\x00", "responsible_units": ["单位\x07"]}]
+    from openpyxl import load_workbook
+
+    ws = load_workbook(io.BytesIO(export_xlsx(rows))).active
+    assert ws.cell(row=2, column=3).value == "旧标题\\x1b[2J\\x00"
+    assert "单位\\x07" in export_csv(rows).decode("utf-8-sig")
+
+
 def test_terminal_text_shows_escapes_instead_of_running_them() -> None:
     assert strip_controls("标题\x1b[31m红\x07\n下一行\x9b") == "标题\\x1b[31m红\\x07\n下一行\\x9b"
     assert printable_one_line("a\nb\x00") == "a\\nb\\x00"
