@@ -14,12 +14,14 @@ PostgreSQL, so the database's cost per action is counted like the engine's.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
+
+if TYPE_CHECKING:  # not at run time: the sandbox re-imports this module, and asyncpg must not
+    import asyncpg  # be imported again inside it (its C extension crashes the worker)
 
 MINIMAL_WORKFLOW = "BenchMinimal"
 MINIMAL_TASK_QUEUE = "bench-minimal"
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS bench_min_ledger (
 """
 _INSERT = """
 INSERT INTO bench_min_ledger (case_no, seq, event, actor, role, at, data)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT (case_no, seq) DO NOTHING
+VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7::jsonb) ON CONFLICT (case_no, seq) DO NOTHING
 """
 
 
@@ -51,12 +53,11 @@ class MinimalActivities:
     @activity.defn(name="minimal_record")
     async def record(self, row: dict[str, Any]) -> int:
         """One ledger row, idempotent; returns the rows inserted (0 on a retry)."""
-        from datetime import datetime
-
-        status = await self._pool.execute(
-            _INSERT, row["case_no"], int(row["seq"]), row["event"], row["actor"], row["role"],
-            datetime.fromisoformat(row["at"]), json.dumps(row.get("data") or {}, ensure_ascii=False),
-        )
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                _INSERT, row["case_no"], int(row["seq"]), row["event"], row["actor"], row["role"],
+                datetime.fromisoformat(row["at"]), json.dumps(row.get("data") or {}, ensure_ascii=False),
+            )
         return int(status.rsplit(" ", 1)[-1])
 
 
