@@ -81,6 +81,7 @@ TARGETS = {
 }
 
 PROCS = ("worker", "devserver", "postgres", "driver")
+CALL_TIMEOUT = 120.0  # a lifecycle path or an approval not done by then counts as failed (a stall shows)
 
 
 def parse_system(spec: str) -> tuple[str, dict[str, str]]:
@@ -312,11 +313,14 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
         ids = [f"{prefix}-{i:06d}" for i in range(cfg["n"])]
         failures: list[str] = []
 
+        async def steps(case_no: str) -> None:
+            await drv.file(case_no)
+            for a in (Action.TRANSFER, Action.ACKNOWLEDGE, Action.SUBMIT_COMPLETION):
+                await drv.act(case_no, a)
+
         async def path(case_no: str) -> None:
             try:
-                await drv.file(case_no)
-                for a in (Action.TRANSFER, Action.ACKNOWLEDGE, Action.SUBMIT_COMPLETION):
-                    await drv.act(case_no, a)
+                await asyncio.wait_for(steps(case_no), CALL_TIMEOUT)
             except Exception as e:  # counted and reported
                 failures.append(f"{case_no}: {type(e).__name__}: {e}"[:300])
 
@@ -345,12 +349,16 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
         t0 = time.monotonic()
         await bounded(open_ids, cfg["concurrency"], drv.file)
         accepted = time.monotonic() - t0
-        await drv.settled(prefix, cfg["m"], timeout=600 + cfg["m"] / 2)
+        try:
+            await drv.settled(prefix, cfg["m"], timeout=300 + cfg["m"] / 5)
+        except TimeoutError as e:
+            res["settle_error"] = str(e)
         settled = time.monotonic() - t0
         rss_open = rss_bytes(env.worker.pid, with_children=False)
         load0 = loadavg()
         targets = open_ids[: cfg["k"]]  # the oldest: the likeliest to have left the cache
-        lat, errors, send_lag = await open_loop(cfg["rate"], targets, lambda n: drv.act(n, Action.TRANSFER))
+        lat, errors, send_lag = await open_loop(cfg["rate"], targets,
+                                              lambda n: asyncio.wait_for(drv.act(n, Action.TRANSFER), CALL_TIMEOUT))
         ms = [1000 * x for x in lat]
         res["approval"] = {
             "open": cfg["m"], "k": cfg["k"], "rate": cfg["rate"], "latency_ms": dist(ms), "errors": errors[:5],
@@ -362,6 +370,7 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
         if prof is not None:
             res["approval"]["profile"] = await prof.finish()
         res["worker_peak_rss"] = peak_rss_bytes(env.worker.pid)
+        res["worker_exit"] = env.worker.proc.poll() if env.worker.proc else None  # None: still running
         res["devserver_rss"] = rss_bytes(env.dev.pid) if env.dev and env.dev.pid else None
     finally:
         if env.data_dir is not None:
@@ -374,7 +383,8 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
 
 
 async def run(scale: str, systems: list[str], profile_dir: Path | None,
-              cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+              cfg: dict[str, Any] | None = None, partial: Path | None = None) -> dict[str, Any]:
+    """Every system in turn; `partial`, if given, gets the results so far after each system."""
     cfg = cfg or SCALES[scale]
     from bench.run import _git_commit
 
@@ -386,6 +396,8 @@ async def run(scale: str, systems: list[str], profile_dir: Path | None,
         print(f"[{time.monotonic() - t0:6.0f}s] {spec}: lifecycle of {cfg['n']} cases, then {cfg['m']} open and "
               f"{cfg['k']} approvals at {cfg['rate']:g}/s (load {loadavg()})", flush=True)
         res["systems"][spec] = await run_system(spec, cfg, profile_dir if spec == "engine" else None)
+        if partial is not None:
+            partial.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
     res["meta"]["seconds"] = time.monotonic() - t0
     res["meta"]["loadavg_end"] = loadavg()
     return res
@@ -449,6 +461,8 @@ def table(res: dict[str, Any]) -> str:
         if bad:
             notes.append(f"{s}: {sysr['lifecycle']['cases'] - sysr['lifecycle']['completed']} lifecycle failures, "
                          f"{sysr['approval']['error_count']} approval errors, e.g. {bad[0]}")
+        if sysr.get("settle_error") or sysr.get("worker_exit") is not None:
+            notes.append(f"{s}: {sysr.get('settle_error') or ''} worker exit code {sysr.get('worker_exit')}")
         if sysr.get("worker_log", {}).get("problems"):
             notes.append(f"{s}: worker logged {sysr['worker_log']['problems']} warnings/errors, e.g. "
                          f"{sysr['worker_log']['examples'][:1]}")
@@ -459,6 +473,17 @@ def table(res: dict[str, Any]) -> str:
                 notes += [f"    own {f['pct']:5.1f} %  {f['frame']}" for f in pr["top_own"][:10]]
                 notes.append(f"    stacks through our code: {pr['stacks_through_pct']}")
     return "\n".join(out + ([""] + notes if notes else []))
+
+
+async def _cancellable(coro):
+    """SIGINT/SIGTERM cancel the run, so every server and worker it started is stopped."""
+    import signal
+
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    return await task
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg[k] = getattr(args, k)
     out = args.json or ROOT / "bench" / "results" / f"cost-{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = asyncio.run(run(args.scale, systems, out.parent if args.profile else None, cfg))
+    res = asyncio.run(_cancellable(run(args.scale, systems, out.parent if args.profile else None, cfg, out)))
     out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
     print()
     print(table(res))
