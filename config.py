@@ -62,9 +62,9 @@ class Settings:
     policy_file: str = ""
     calendar_overrides_file: str = field(default_factory=lambda: str(ROOT / "deploy" / "calendar_overrides.json"))
     max_cached_workflows: int = 2000
-    # Worker sizing (README "Sizing a worker"); 0 leaves the SDK's default.
-    max_concurrent_workflow_tasks: int = 0
-    max_concurrent_activities: int = 0
+    # Worker sizing (README "Sizing a worker"); 0 leaves the SDK's default (100 / 100 / 5 / 5).
+    max_concurrent_workflow_tasks: int = 10
+    max_concurrent_activities: int = 20
     workflow_task_pollers: int = 0
     activity_task_pollers: int = 0
     notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender

@@ -81,7 +81,7 @@ TARGETS = {
 }
 
 PROCS = ("worker", "devserver", "postgres", "driver")
-CALL_TIMEOUT = 120.0  # a lifecycle path or an approval not done by then counts as failed (a stall shows)
+CALL_TIMEOUT = 60.0  # a lifecycle path or an approval not done by then counts as failed (a stall shows)
 
 
 def parse_system(spec: str) -> tuple[str, dict[str, str]]:
@@ -287,7 +287,11 @@ def summarise_speedscope(path: Path, top: int = 20) -> dict[str, Any]:
     def fmt(c: Counter[int]) -> list[dict[str, Any]]:
         return [{"frame": name(i), "pct": round(100 * n / total, 1)} for i, n in c.most_common(top)] if total else []
 
+    lib = Counter({i: n for i, n in incl.items()
+                   if not str(frames[i].get("file", "")).startswith(("/root/.pyenv", "<", "/usr/lib"))
+                   and "bench/" not in str(frames[i].get("file", ""))})
     return {"file": str(path), "samples": samples, "top_own": fmt(own), "top_inclusive": fmt(incl),
+            "top_inclusive_not_stdlib": fmt(lib),
             "stacks_through_pct": {k: round(100 * v / total, 1) for k, v in ours.items()} if total else {}}
 
 
@@ -471,6 +475,7 @@ def table(res: dict[str, Any]) -> str:
             if pr and pr.get("samples"):
                 notes.append(f"{s} worker profile, {phase} ({pr['samples']} samples, {pr['file']}):")
                 notes += [f"    own {f['pct']:5.1f} %  {f['frame']}" for f in pr["top_own"][:10]]
+                notes += [f"    incl {f['pct']:5.1f} %  {f['frame']}" for f in pr.get("top_inclusive_not_stdlib", [])[:12]]
                 notes.append(f"    stacks through our code: {pr['stacks_through_pct']}")
     return "\n".join(out + ([""] + notes if notes else []))
 
