@@ -81,7 +81,7 @@ TARGETS = {
 }
 
 PROCS = ("worker", "devserver", "postgres", "driver")
-CALL_TIMEOUT = 60.0  # a lifecycle path or an approval not done by then counts as failed (a stall shows)
+CALL_TIMEOUT = 300.0  # a lifecycle path or an approval not done by then counts as failed (a stall shows)
 
 
 def parse_system(spec: str) -> tuple[str, dict[str, str]]:
@@ -324,7 +324,7 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
 
         async def path(case_no: str) -> None:
             try:
-                await asyncio.wait_for(steps(case_no), CALL_TIMEOUT)
+                await asyncio.wait_for(steps(case_no), cfg.get("call_timeout", CALL_TIMEOUT))
             except Exception as e:  # counted and reported
                 failures.append(f"{case_no}: {type(e).__name__}: {e}"[:300])
 
@@ -362,7 +362,8 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
         load0 = loadavg()
         targets = open_ids[: cfg["k"]]  # the oldest: the likeliest to have left the cache
         lat, errors, send_lag = await open_loop(cfg["rate"], targets,
-                                              lambda n: asyncio.wait_for(drv.act(n, Action.TRANSFER), CALL_TIMEOUT))
+                                              lambda n: asyncio.wait_for(drv.act(n, Action.TRANSFER),
+                                                                               cfg.get("call_timeout", CALL_TIMEOUT)))
         ms = [1000 * x for x in lat]
         res["approval"] = {
             "open": cfg["m"], "k": cfg["k"], "rate": cfg["rate"], "latency_ms": dist(ms), "errors": errors[:5],
@@ -499,8 +500,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="py-spy the engine's worker (speedscope files)")
     ap.add_argument("--json", type=Path, default=None, help="default bench/results/cost-<scale>.json (git-ignored)")
     ap.add_argument("--show", type=Path, default=None, help="print the table of a results JSON and exit")
-    for k in ("n", "m", "k", "rate", "concurrency"):
-        ap.add_argument(f"--{k}", type=float if k == "rate" else int, default=None, help=f"override the scale's {k}")
+    for k in ("n", "m", "k", "rate", "concurrency", "call_timeout"):
+        ap.add_argument(f"--{k.replace('_', '-')}", type=float if k in ("rate", "call_timeout") else int, default=None,
+                        help=f"override the scale's {k}" + (" (seconds a path or approval may take before it counts "
+                                                             "as failed; default 300)" if k == "call_timeout" else ""))
     args = ap.parse_args(argv)
     if args.show:
         print(table(json.loads(args.show.read_text())))
@@ -515,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging("WARNING")
     cfg = dict(SCALES[args.scale])
-    for k in ("n", "m", "k", "rate", "concurrency"):
+    for k in ("n", "m", "k", "rate", "concurrency", "call_timeout"):
         if getattr(args, k) is not None:
             cfg[k] = getattr(args, k)
     out = args.json or ROOT / "bench" / "results" / f"cost-{args.scale}.json"
