@@ -48,9 +48,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from temporalio.service import RPCError
 
 from bench.common import OFFICE, RU, act, bounded, dist, filing, new_prefix
 from bench.floor import CASE_PATH, FLOOR_TASK_QUEUE, FLOOR_WORKFLOW, step_payload
@@ -143,6 +145,12 @@ class Driver:
             step = next(s for s in CASE_PATH if s.name == action.value)
             await self.c.get_workflow_handle(f"floor-{case_no}").execute_update("act", step_payload(step))
 
+    async def _stage_or_none(self, wid: str) -> str | None:
+        try:
+            return await self.c.get_workflow_handle(wid).query("stage", rpc_timeout=timedelta(seconds=30))
+        except RPCError:  # not answered yet (a busy worker): asked again on the next round
+            return None
+
     async def settled(self, prefix: str, want: int, timeout: float) -> None:
         """Until `want` filings of `prefix` have done their filing work."""
         assert self.env.pool is not None
@@ -150,7 +158,7 @@ class Driver:
         if self.kind == "floor":  # no database: ask each workflow until its filing step is done
             pending = [f"floor-{prefix}-{i:06d}" for i in range(want)]
             while pending and time.monotonic() < end:
-                stages = await bounded(pending, 20, lambda w: self.c.get_workflow_handle(w).query("stage"))
+                stages = await bounded(pending, 20, self._stage_or_none)
                 pending = [w for w, s in zip(pending, stages, strict=True) if s != "REGISTERED"]
                 if pending:
                     await asyncio.sleep(0.2)
@@ -298,6 +306,34 @@ def summarise_speedscope(path: Path, top: int = 20) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ one system
 
 
+async def approval_phase(env: BenchEnv, drv: Driver, cfg: dict[str, Any], res: dict[str, Any]) -> None:
+    assert env.worker is not None
+    # ---- approval: M open, TRANSFER at `rate`/s offered to K of them
+    prefix = new_prefix("O")
+    open_ids = [f"{prefix}-{i:06d}" for i in range(cfg["m"])]
+    t0 = time.monotonic()
+    await bounded(open_ids, cfg["concurrency"], drv.file)
+    accepted = time.monotonic() - t0
+    try:
+        await drv.settled(prefix, cfg["m"], timeout=300 + cfg["m"] / 5)
+    except TimeoutError as e:
+        res["settle_error"] = str(e)
+    settled = time.monotonic() - t0
+    rss_open = rss_bytes(env.worker.pid, with_children=False)
+    load0 = loadavg()
+    targets = open_ids[: cfg["k"]]  # the oldest: the likeliest to have left the cache
+    lat, errors, send_lag = await open_loop(cfg["rate"], targets,
+                                          lambda n: asyncio.wait_for(drv.act(n, Action.TRANSFER),
+                                                                           cfg.get("call_timeout", CALL_TIMEOUT)))
+    ms = [1000 * x for x in lat]
+    res["approval"] = {
+        "open": cfg["m"], "k": cfg["k"], "rate": cfg["rate"], "latency_ms": dist(ms), "errors": errors[:5],
+        "error_count": len(errors), "max_send_lag_ms": 1000 * send_lag,
+        "file_accepted_s": accepted, "file_settled_s": settled,
+        "worker_rss_open": rss_open, "loadavg_before": load0, "loadavg_after": loadavg(),
+    }
+
+
 async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -> dict[str, Any]:
     kind, overrides = parse_system(spec)
     env = BenchEnv(worker_env={"BENCH_WORKER_SYSTEM": kind, **overrides})
@@ -347,30 +383,10 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
             prof = SpeedscopeProfiler(env.worker.pid, profile_dir / f"cost-{tag}-approval.speedscope.json")
             prof.start()
 
-        # ---- approval: M open, TRANSFER at `rate`/s offered to K of them
-        prefix = new_prefix("O")
-        open_ids = [f"{prefix}-{i:06d}" for i in range(cfg["m"])]
-        t0 = time.monotonic()
-        await bounded(open_ids, cfg["concurrency"], drv.file)
-        accepted = time.monotonic() - t0
         try:
-            await drv.settled(prefix, cfg["m"], timeout=300 + cfg["m"] / 5)
-        except TimeoutError as e:
-            res["settle_error"] = str(e)
-        settled = time.monotonic() - t0
-        rss_open = rss_bytes(env.worker.pid, with_children=False)
-        load0 = loadavg()
-        targets = open_ids[: cfg["k"]]  # the oldest: the likeliest to have left the cache
-        lat, errors, send_lag = await open_loop(cfg["rate"], targets,
-                                              lambda n: asyncio.wait_for(drv.act(n, Action.TRANSFER),
-                                                                               cfg.get("call_timeout", CALL_TIMEOUT)))
-        ms = [1000 * x for x in lat]
-        res["approval"] = {
-            "open": cfg["m"], "k": cfg["k"], "rate": cfg["rate"], "latency_ms": dist(ms), "errors": errors[:5],
-            "error_count": len(errors), "max_send_lag_ms": 1000 * send_lag,
-            "file_accepted_s": accepted, "file_settled_s": settled,
-            "worker_rss_open": rss_open, "loadavg_before": load0, "loadavg_after": loadavg(),
-        }
+            await approval_phase(env, drv, cfg, res)
+        except Exception as e:  # keep the lifecycle figures of this system
+            res["approval"] = {"error": f"{type(e).__name__}: {e}"[:500]}
         await drv.quiet()
         if prof is not None:
             res["approval"]["profile"] = await prof.finish()
@@ -438,7 +454,9 @@ def table(res: dict[str, Any]) -> str:
         rows.append([label, *(cell(vals[s], fmt) for s in names), cell(r, "{:.2f}"), target])
 
     lc = lambda s: s["lifecycle"]  # noqa: E731
-    ap = lambda s: s["approval"]  # noqa: E731
+    empty = {"latency_ms": {}, "file_settled_s": None, "worker_rss_open": None, "loadavg_after": "- ",
+             "errors": [], "error_count": 0}
+    ap = lambda s: {**empty, **s["approval"]} if "error" not in s["approval"] else empty  # noqa: E731
     row(f"lifecycle cases/s (N={cfg['n']}, {cfg['concurrency']} in flight)", lambda s: lc(s)["cases_per_s"], "{:.2f}",
         f"≥ {TARGETS['throughput']} ×")
     row("CPU ms per case attempted, all processes", lambda s: lc(s)["cpu"]["ms_per_case"]["all"], "{:.0f}",
@@ -450,12 +468,12 @@ def table(res: dict[str, Any]) -> str:
         f"{h['events']} ({h['workflow_tasks']})" if (h := lc(systems[s]).get("history")) else "-" for s in names]
     row("CPU ms per case, servers (all − driver)", lambda s: lc(s)["cpu"]["ms_per_case"]["servers"], "{:.0f}")
     row(f"approval p50 ms @{cfg['rate']:g}/s, {cfg['m']} open, K={cfg['k']}",
-        lambda s: ap(s)["latency_ms"]["p50"], "{:.0f}", f"≤ {TARGETS['approval_p50']} ×")
-    row("approval p99 ms", lambda s: ap(s)["latency_ms"]["p99"], "{:.0f}",
+        lambda s: ap(s)["latency_ms"].get("p50"), "{:.0f}", f"≤ {TARGETS['approval_p50']} ×")
+    row("approval p99 ms", lambda s: ap(s)["latency_ms"].get("p99"), "{:.0f}",
         f"< {TARGETS['approval_p99_ms']:.0f} ms")
-    row("approval max ms", lambda s: ap(s)["latency_ms"]["max"], "{:.0f}")
+    row("approval max ms", lambda s: ap(s)["latency_ms"].get("max"), "{:.0f}")
     row(f"time to file {cfg['m']} cases, s (settled)", lambda s: ap(s)["file_settled_s"], "{:.1f}")
-    row(f"worker RSS MiB, {cfg['m']} open", lambda s: ap(s)["worker_rss_open"] / 2**20, "{:.0f}")
+    row(f"worker RSS MiB, {cfg['m']} open", lambda s: ap(s)["worker_rss_open"] and ap(s)["worker_rss_open"] / 2**20, "{:.0f}")
     row("worker peak RSS MiB", lambda s: s["worker_peak_rss"] / 2**20, "{:.0f}", f"≤ {TARGETS['worker_peak_rss']} ×")
     row("load 1-min at lifecycle end / approval end",
         lambda s: None, "{}")
@@ -468,10 +486,12 @@ def table(res: dict[str, Any]) -> str:
     notes = []
     for s in names:
         sysr = systems[s]
-        bad = sysr["lifecycle"]["failures"] or sysr["approval"]["errors"]
+        if "error" in sysr["approval"]:
+            notes.append(f"{s}: approval phase FAILED: {sysr['approval']['error']}")
+        bad = sysr["lifecycle"]["failures"] or sysr["approval"].get("errors")
         if bad:
             notes.append(f"{s}: {sysr['lifecycle']['cases'] - sysr['lifecycle']['completed']} lifecycle failures, "
-                         f"{sysr['approval']['error_count']} approval errors, e.g. {bad[0]}")
+                         f"{sysr['approval'].get('error_count')} approval errors, e.g. {bad[0]}")
         if sysr.get("settle_error") or sysr.get("worker_exit") is not None:
             notes.append(f"{s}: {sysr.get('settle_error') or ''} worker exit code {sysr.get('worker_exit')}")
         if sysr.get("worker_log", {}).get("problems"):
