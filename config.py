@@ -62,6 +62,12 @@ class Settings:
     policy_file: str = ""
     calendar_overrides_file: str = field(default_factory=lambda: str(ROOT / "deploy" / "calendar_overrides.json"))
     max_cached_workflows: int = 2000
+    # Worker sizing (README "Sizing a worker"); 0 leaves the SDK's default (100 / 100 / 5 / 5).
+    max_concurrent_workflow_tasks: int = 10
+    max_concurrent_activities: int = 20
+    workflow_task_pollers: int = 0
+    activity_task_pollers: int = 0
+    notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
     log_json: bool = False
@@ -107,6 +113,11 @@ class Settings:
             policy_file=_env("POLICY_FILE", d.policy_file),
             calendar_overrides_file=_env("CALENDAR_OVERRIDES_FILE", d.calendar_overrides_file),
             max_cached_workflows=_int("WORKER_MAX_CACHED_WORKFLOWS", d.max_cached_workflows),
+            max_concurrent_workflow_tasks=_int("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", d.max_concurrent_workflow_tasks),
+            max_concurrent_activities=_int("WORKER_MAX_CONCURRENT_ACTIVITIES", d.max_concurrent_activities),
+            workflow_task_pollers=_int("WORKER_WORKFLOW_TASK_POLLERS", d.workflow_task_pollers),
+            activity_task_pollers=_int("WORKER_ACTIVITY_TASK_POLLERS", d.activity_task_pollers),
+            notice_batch_size=_int("NOTICE_BATCH_SIZE", d.notice_batch_size),
             archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),
             log_json=_bool("LOG_JSON", d.log_json),
