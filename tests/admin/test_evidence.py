@@ -140,8 +140,10 @@ async def test_type_is_checked_by_content_not_by_name(console: Console) -> None:
         r = await upload_api(console, "office", case_no, name, data)
         assert r.status_code == 422, (name, r.text)
         assert r.json()["error"] == "InvalidInput" and why in r.json()["message"] and name in r.json()["message"]
+    # A control character in the name: refused before any route runs (400, the URL hygiene of
+    # admin/web/security.py) when it is in the query; the route's own check names it otherwise.
     r = await upload_api(console, "office", case_no, "bad\x07name.jpg", jpeg(100))
-    assert r.status_code == 422 and "control" in r.json()["message"]
+    assert r.status_code in (400, 422) and "control" in r.json()["message"]
     http = await login(console, "office")
     r = await upload_form(http, case_no, "notes.txt", b"just text", "text/plain")
     assert r.status_code == 422 and "JPEG, PNG and PDF" in r.text and "notes.txt" in r.text
