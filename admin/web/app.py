@@ -63,6 +63,7 @@ from domain.enums import (
 from domain.errors import InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 from domain.model import CRITERIA_LABELS_ZH, criterion_required
+from ops.health import add_console_routes, console_probes
 
 HERE = Path(__file__).resolve().parent
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="督察整改案件控制台 Case console", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    add_console_routes(app, console_probes)  # /healthz, /readyz (ops/health.py): no login
     templates = _templates()
 
     # ------------------------------------------------------------ helpers

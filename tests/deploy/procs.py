@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ class WorkerProcess:
 
     @property
     def identity(self) -> str:
-        return f"case-worker@{self.pid}"
+        return f"case-worker@{socket.gethostname()}:{self.pid}"
 
     def lines(self) -> list[dict]:
         out = []
