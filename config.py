@@ -69,6 +69,7 @@ class Settings:
     metrics_bind: str = ""
     health_bind: str = ""
     metrics_db_poll_seconds: int = 30
+    notice_sender: bool = True  # false: the worker sends nothing (a separate `python -m ops.notice_sender` does)
     # Admin console (admin/web) and casectl.
     console_host: str = "127.0.0.1"
     console_port: int = 8080
@@ -107,6 +108,7 @@ class Settings:
             metrics_bind=_env("METRICS_BIND", d.metrics_bind),
             health_bind=_env("HEALTH_BIND", d.health_bind),
             metrics_db_poll_seconds=_int("METRICS_DB_POLL_SECONDS", d.metrics_db_poll_seconds),
+            notice_sender=_bool("NOTICE_SENDER", d.notice_sender),
             console_host=_env("CONSOLE_HOST", d.console_host),
             console_port=_int("CONSOLE_PORT", d.console_port),
             console_secure_cookies=_bool("CONSOLE_SECURE_COOKIES", d.console_secure_cookies),

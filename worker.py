@@ -89,7 +89,7 @@ async def run_worker(
         client = await connect_client(settings, identity=f"case-worker@{socket.gethostname()}:{os.getpid()}")
         workers = [build_worker(client, pool, settings), *(extra_workers(client) if extra_workers else [])]
         sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
-        sender_task = asyncio.create_task(sender.run(stop))
+        sender_task = asyncio.create_task(sender.run(stop)) if settings.notice_sender else None
         archiver_task = None
         if settings.archive_poll_seconds > 0:
             from audit.archive import run_archiver
@@ -105,7 +105,8 @@ async def run_worker(
             if on_ready is not None:
                 on_ready()
             await stop.wait()
-        await sender_task
+        if sender_task is not None:
+            await sender_task
         if archiver_task is not None:
             await archiver_task
         log.info("worker_stopped")
