@@ -18,7 +18,7 @@ from config import ROOT
 class WorkerProcess:
     """One `python worker.py` with its own environment; stderr (JSON logs) goes to a file."""
 
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path, args: list[str] | None = None) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         full = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "PAYLOAD_", "METRICS_"))}
@@ -26,7 +26,7 @@ class WorkerProcess:
         full.update(env)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=full,
+            [sys.executable, *(args or [str(ROOT / "worker.py")])], cwd=ROOT, env=full,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

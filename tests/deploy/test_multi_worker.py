@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.policy
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -45,7 +46,7 @@ class _Smtp:
         self.messages: list[email.message.Message] = []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
-        self.messages.append(email.message_from_bytes(envelope.content))
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 
 
