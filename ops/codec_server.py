@@ -10,6 +10,11 @@ namespace (`TEMPORAL_NAMESPACE`). CORS answers the UI's origin(s) in `CODEC_CORS
 `TEMPORAL_CODEC_PASS_ACCESS_TOKEN` work). Keys: the same `PAYLOAD_KEYS` / `PAYLOAD_KEYS_FILE` /
 `PAYLOAD_KEY_ID` as the worker (ops/codec.py).
 
+For the Temporal UI, which sends its user's OIDC access token (`TEMPORAL_CODEC_PASS_ACCESS_TOKEN`),
+set `CODEC_OIDC_USERINFO_URL` (the identity provider's userinfo endpoint): a bearer token that is
+not a static one is accepted when the provider answers that endpoint with 200 for it, and, with
+`CODEC_OIDC_REQUIRED_GROUP`, lists that group in its `groups` claim (answers cached 60 s).
+
 Run: `python -m ops.codec_server` (CODEC_SERVER_HOST, CODEC_SERVER_PORT; default 127.0.0.1:8089),
 behind TLS. CLI: `temporal workflow show -w case-X --codec-endpoint https://codec.example/ \
 --codec-auth "Bearer $TOKEN"`.
@@ -81,8 +86,48 @@ def _holder(tokens: Mapping[str, str], header: str | None) -> str | None:
     return found
 
 
+class OidcUserinfo:
+    """Accepts an OIDC access token that the provider's userinfo endpoint accepts (and, if set,
+    whose `groups` claim has the required group). Answers are cached for `ttl` seconds, keyed by
+    the token's sha256 (the token itself is not kept)."""
+
+    def __init__(self, url: str, required_group: str = "", ttl: float = 60.0, timeout: float = 5.0) -> None:
+        self.url, self.required_group, self.ttl, self.timeout = url, required_group, ttl, timeout
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def holder(self, header: str | None) -> str | None:
+        import hashlib
+        import time
+
+        import httpx
+
+        if not header or not header.startswith("Bearer "):
+            return None
+        digest = hashlib.sha256(header.encode()).hexdigest()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        who: str | None = None
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as http:
+                r = await http.get(self.url, headers={"Authorization": header})
+            if r.status_code == 200:
+                info = r.json()
+                groups = info.get("groups") or []
+                if not self.required_group or self.required_group in groups:
+                    who = str(info.get("preferred_username") or info.get("sub") or "oidc-user")
+        except (httpx.HTTPError, ValueError) as e:
+            log.warning("codec_oidc_unreachable", error=type(e).__name__)
+            return None  # not cached: the next request asks again
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (time.monotonic() + self.ttl, who)
+        return who
+
+
 def create_codec_app(
-    keys: KeyRing, tokens: Mapping[str, str], namespace: str, cors_origins: list[str] | None = None
+    keys: KeyRing, tokens: Mapping[str, str], namespace: str, cors_origins: list[str] | None = None,
+    oidc: OidcUserinfo | None = None,
 ) -> FastAPI:
     app = FastAPI(title="case engine codec server", docs_url=None, redoc_url=None, openapi_url=None)
     if cors_origins:
@@ -93,6 +138,8 @@ def create_codec_app(
 
     async def handle(request: Request, op: str) -> Response:
         who = _holder(tokens, request.headers.get("authorization"))
+        if who is None and oidc is not None:
+            who = await oidc.holder(request.headers.get("authorization"))
         if who is None:
             log.warning("codec_refused", op=op, reason="no or unknown bearer token",
                         client=request.client.host if request.client else "")
@@ -138,7 +185,12 @@ def app_from_env() -> FastAPI:
     if keys is None:
         raise PayloadKeyError("the codec server needs PAYLOAD_KEYS or PAYLOAD_KEYS_FILE")
     origins = [o.strip() for o in os.environ.get("CODEC_CORS_ORIGINS", "").split(",") if o.strip()]
-    return create_codec_app(keys, tokens_from_env(), os.environ.get("TEMPORAL_NAMESPACE") or "default", origins)
+    oidc = None
+    if os.environ.get("CODEC_OIDC_USERINFO_URL"):
+        oidc = OidcUserinfo(os.environ["CODEC_OIDC_USERINFO_URL"], os.environ.get("CODEC_OIDC_REQUIRED_GROUP", ""))
+    tokens = tokens_from_env() if oidc is None or os.environ.get("CODEC_AUTH_TOKENS") \
+        or os.environ.get("CODEC_AUTH_TOKENS_FILE") else {}
+    return create_codec_app(keys, tokens, os.environ.get("TEMPORAL_NAMESPACE") or "default", origins, oidc)
 
 
 def main() -> int:
