@@ -34,7 +34,7 @@ from tests.deploy.procs import WorkerProcess
 from tests.harness import LEAD, OFFICE, RU, CaseDriver, criteria, make_filing, start_dev_env
 from workflows.contracts import case_workflow_id
 
-pytestmark = [pytest.mark.devserver, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.devserver, pytest.mark.timeout(900)]
 
 WORKERS = 3
 BATCH = 6
@@ -73,7 +73,7 @@ async def own_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]
         await pg.stop()
 
 
-async def _eventually(check, what: str, timeout: float = 120.0, every: float = 0.3):
+async def _eventually(check, what: str, timeout: float = 300.0, every: float = 0.3):
     deadline = time.monotonic() + timeout
     while True:
         value = await check()
@@ -136,7 +136,7 @@ async def test_three_worker_processes_share_one_queue_and_survive_losing_one(
     drivers: list[CaseDriver] = []
     try:
         for w in workers:
-            await asyncio.to_thread(w.wait_logged, "worker_started")
+            await asyncio.to_thread(w.wait_logged, "worker_started", 240.0)
         today = local_date(datetime.now(UTC))
         by_worker: dict[str, set[str]] = {w.identity: set() for w in workers}
 
@@ -221,7 +221,7 @@ async def test_three_worker_processes_share_one_queue_and_survive_losing_one(
                                     case_nos)
             return n == len(case_nos)
 
-        await _eventually(all_archived, "every ended run archived", timeout=180)
+        await _eventually(all_archived, "every ended run archived")
         per_run = await pool.fetch("SELECT case_no, count(*) AS n FROM history_archive WHERE case_no = ANY($1) "
                                    "GROUP BY case_no", case_nos)
         assert all(r["n"] == 1 for r in per_run)

@@ -67,7 +67,7 @@ def samples(metrics: dict, name: str, **labels: str) -> list[float]:
     return [v for (n, ls), v in metrics.items() if n == name and want <= set(ls)]
 
 
-async def _eventually(check, what: str, timeout: float = 90.0):
+async def _eventually(check, what: str, timeout: float = 240.0):
     deadline = time.monotonic() + timeout
     while True:
         value = await check()
