@@ -30,7 +30,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=min(settings.db_pool_max, 4))
     try:
         probes = Probes()
-        sender_task = asyncio.create_task(NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
+        sender_task = asyncio.create_task(NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds,
+                                                       batch_size=settings.notice_batch_size)
                                           .run(stop))
 
         async def sending() -> bool:
