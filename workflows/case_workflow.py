@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import decide as d
+    from domain import escalation as esc
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
@@ -51,6 +52,9 @@ ACTIVITY_RETRY = RetryPolicy(
     non_retryable_error_types=["InvalidFilingError", "DeadlineParseError"],
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
+# it keep the old ladder until they continue-as-new (domain/escalation.py adopt_rules).
+ESCALATION_RULES_PATCH = "escalation-rules-2"
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -81,6 +85,9 @@ class CaseWorkflow:
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
+        self._esc_rules = workflow.patched(ESCALATION_RULES_PATCH)
+        if self._state is not None:
+            esc.adopt_rules(self._state, self._esc_rules)
         if not self._filed:
             if self._filing is None:
                 policy = await workflow.execute_activity(
@@ -91,6 +98,7 @@ class CaseWorkflow:
                     retry_policy=ACTIVITY_RETRY,
                 )
                 self._filing = _new_case(inp.filing, policy, inp.filed_by)
+                esc.adopt_rules(self._filing.state, self._esc_rules)
             async with self._lock:
                 await self._perform(self._filing)
             self._filed = True
