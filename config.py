@@ -71,6 +71,11 @@ class Settings:
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
     log_json: bool = False
+    # Operations (ops/): Prometheus endpoint of the SDK runtime and the probe server; "" = off.
+    metrics_bind: str = ""
+    health_bind: str = ""
+    metrics_db_poll_seconds: int = 30
+    notice_sender: bool = True  # false: the worker sends nothing (a separate `python -m ops.notice_sender` does)
     # Admin console (admin/web) and casectl.
     console_host: str = "127.0.0.1"
     console_port: int = 8080
@@ -123,6 +128,10 @@ class Settings:
             archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),
             log_json=_bool("LOG_JSON", d.log_json),
+            metrics_bind=_env("METRICS_BIND", d.metrics_bind),
+            health_bind=_env("HEALTH_BIND", d.health_bind),
+            metrics_db_poll_seconds=_int("METRICS_DB_POLL_SECONDS", d.metrics_db_poll_seconds),
+            notice_sender=_bool("NOTICE_SENDER", d.notice_sender),
             console_host=_env("CONSOLE_HOST", d.console_host),
             console_port=_int("CONSOLE_PORT", d.console_port),
             console_secure_cookies=_bool("CONSOLE_SECURE_COOKIES", d.console_secure_cookies),
@@ -144,9 +153,17 @@ class Settings:
 
 
 async def connect_client(settings: Settings, identity: str | None = None):  # -> Client
-    """Connect to Temporal with the pydantic data converter (always; replay needs the same)."""
+    """Connect to Temporal: the one place where clients are made.
+
+    Always the pydantic data converter (replay needs the same), with the payload encryption
+    codec when keys are configured (ops/codec.py); TLS/mTLS from TEMPORAL_TLS_* (ops/tls.py);
+    the process's SDK runtime, with its Prometheus endpoint when METRICS_BIND is set.
+    """
     from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from ops.codec import data_converter
+    from ops.metrics import runtime_for
+    from ops.tls import tls_config
 
     kwargs = {}
     if identity:
@@ -154,8 +171,9 @@ async def connect_client(settings: Settings, identity: str | None = None):  # ->
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        tls=settings.temporal_tls,
+        data_converter=data_converter(),
+        tls=tls_config(settings.temporal_tls),
         api_key=settings.temporal_api_key or None,
+        runtime=runtime_for(settings.metrics_bind),
         **kwargs,
     )

@@ -199,6 +199,8 @@ async def run_archiver(
     while not stop.is_set():
         try:
             p = await archive_pass(client, pool, overlap=overlap)
+            if p.skipped_locked:
+                log.debug("archive_pass_skipped", reason="another archiver holds the lock")
             if p.archived or p.failed:
                 log.info("archive_pass", listed=p.listed, archived=p.archived, failed=len(p.failed))
         except (RPCError, asyncpg.PostgresError, OSError) as e:

@@ -18,6 +18,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ops.codec import decrypt_payloads, env_keys
 from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, case_workflow_id
 
 CLOSE_STATUS = {
@@ -43,6 +44,7 @@ def decode(payloads: Any, type_hint: Any) -> Any:
     items = list(payloads.payloads) if hasattr(payloads, "payloads") else list(payloads)
     if not items:
         return None
+    items = decrypt_payloads(items, env_keys())  # encrypted histories (ops/codec.py): needs the keys
     return pydantic_data_converter.payload_converter.from_payloads(items, [type_hint])[0]
 
 

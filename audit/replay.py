@@ -23,12 +23,12 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from audit.history import RunHistory
+from ops.codec import data_converter
 
 _EVENT_ID = re.compile(r"HistoryEvent\(id: (\d+)")
 _TMPRL_MSG = re.compile(r'message: "(.*?)", source:')
@@ -61,7 +61,7 @@ def make_replayer(sandboxed: bool = False, workflows: list[type] | None = None) 
         runner = UnsandboxedWorkflowRunner()
     return Replayer(
         workflows=workflows,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # with the payload codec when keys are configured
         workflow_runner=runner,
         runtime=_runtime(),
     )

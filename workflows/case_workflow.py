@@ -174,6 +174,8 @@ class CaseWorkflow:
             self._state = applied.state
             entries += applied.entries
             notices = d.attach_deadline(notices, computed) + applied.notices
+        # Not during replay (the SDK's default); ops.context puts case_no/workflow_id/run_id on it.
+        workflow.logger.debug("case_events_decided")
         if entries:
             await workflow.execute_activity(
                 "record_case_events",

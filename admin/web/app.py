@@ -67,6 +67,7 @@ from domain.errors import InvalidFilingError
 from domain.intake import filing_from_record
 from domain.model import CRITERIA_LABELS_ZH, criterion_required
 from domain.visibility import HomeUnits
+from ops.health import add_console_routes, console_probes
 
 HERE = Path(__file__).resolve().parent
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="督察整改案件控制台 Case console", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    add_console_routes(app, console_probes)  # /healthz, /readyz (ops/health.py): no login
     # Headers (CSP, frame, nosniff, no-store), Secure cookies over TLS, request-size limits.
     from admin.web.evidence_routes import FORM_OVERHEAD
 

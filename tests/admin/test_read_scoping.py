@@ -154,6 +154,8 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("GET", "/openapi.json"): lambda s: [Call("GET", "/openapi.json")],
     ("GET", "/static"): lambda s: [Call("GET", "/static/style.css")],
     ("GET", "/login"): lambda s: [Call("GET", "/login")],
+    ("GET", "/healthz"): lambda s: [Call("GET", "/healthz")],  # probes (ops/health.py): no case data
+    ("GET", "/readyz"): lambda s: [Call("GET", "/readyz")],
     ("POST", "/login"): lambda s: [Call("POST", "/login", data={})],  # no login CSRF cookie: 403
     ("POST", "/logout"): lambda s: [Call("POST", "/logout")],  # no CSRF token: 403, the session stays
     ("GET", "/"): lambda s: [Call("GET", "/")],

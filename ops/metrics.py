@@ -1,0 +1,141 @@
+"""Prometheus metrics: the Temporal SDK runtime's own, plus the engine's application metrics.
+
+One Prometheus endpoint per process (`METRICS_BIND`, e.g. `0.0.0.0:9464`; empty = off), served by
+the SDK runtime (temporalio `Runtime` with `PrometheusConfig`). The engine's metrics are created
+on the same runtime's metric meter, so one scrape gets both:
+
+* SDK metrics, prefixed `temporal_` (durations in seconds), e.g.
+  `temporal_workflow_task_schedule_to_start_latency` and `temporal_activity_execution_failed`.
+* `case_engine_activity_failures` (counter, per process): activity attempts that raised, by
+  `activity_type` and `error_type` (counted by `ops.context.EngineInterceptor`).
+* Gauges read from PostgreSQL by `DbMetrics` every `METRICS_DB_POLL_SECONDS` in each worker
+  (every worker reports the same database figures: aggregate with `max`, never `sum`):
+  `case_engine_cases{stage}`, `case_engine_cases_overdue`, `case_engine_escalations{kind}`
+  (fired / proposed, from the ledger), `case_engine_outbox_pending`,
+  `case_engine_outbox_oldest_pending_seconds`, `case_engine_refused_actions{reason}`,
+  `case_engine_metrics_db_up` (1 when the last read worked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+from temporalio.common import MetricMeter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from domain.enums import Stage
+
+log = structlog.get_logger(__name__)
+
+# Ledger events that are escalations taking effect, and escalations proposed for confirmation
+# (issue 9: automatic rungs, manual APPLY_RUNG, confirmed proposals; proposals by the engine or a person).
+ESCALATION_EVENTS = {
+    "fired": ("ESCALATED", "APPLY_RUNG", "CONFIRM_ESCALATION"),
+    "proposed": ("ESCALATION_PROPOSED", "PROPOSE_RUNG"),
+}
+OPEN_STAGES_EXCLUDED = (Stage.CLOSED.value, Stage.ARCHIVED.value)
+_STAGE_VALUES = frozenset(s.value for s in Stage)
+
+_runtimes: dict[str, Runtime] = {}
+
+
+def runtime_for(bind: str) -> Runtime:
+    """The process's SDK runtime: with a Prometheus endpoint on `bind`, or the default one.
+
+    One runtime per bind address and process (each runtime has its own thread pool and a
+    second one on the same address could not bind), so every client of the process shares it.
+    """
+    if not bind:
+        return Runtime.default()
+    rt = _runtimes.get(bind)
+    if rt is None:
+        rt = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind, durations_as_seconds=True)))
+        _runtimes[bind] = rt
+        log.info("metrics_endpoint", bind=bind, path="/metrics")
+    return rt
+
+
+@dataclass
+class DbFigures:
+    cases_by_stage: dict[str, int]
+    overdue: int
+    escalations: dict[str, int]
+    outbox_pending: int
+    oldest_pending_seconds: float
+    refused_by_reason: dict[str, int]
+
+
+async def read_figures(pool: asyncpg.Pool) -> DbFigures:
+    """The application figures, from the projection, the ledger, the outbox and refused_action."""
+    async with pool.acquire() as conn:
+        stages = {r["stage"]: r["n"] for r in await conn.fetch(
+            "SELECT stage, count(*)::int AS n FROM case_projection GROUP BY stage")}
+        overdue = await conn.fetchval(
+            "SELECT count(*)::int FROM case_projection WHERE due_at < clock_timestamp() "
+            "AND NOT suspended AND stage <> ALL($1::text[])", list(OPEN_STAGES_EXCLUDED))
+        escalations = {}
+        for kind, events in ESCALATION_EVENTS.items():
+            escalations[kind] = await conn.fetchval(
+                "SELECT count(*)::int FROM ledger WHERE event = ANY($1::text[])", list(events))
+        row = await conn.fetchrow(
+            "SELECT count(*)::int AS n, coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS age "
+            "FROM outbox WHERE status = 'PENDING'")
+        refused = {r["error_type"]: r["n"] for r in await conn.fetch(
+            "SELECT error_type, count(*)::int AS n FROM refused_action GROUP BY error_type")}
+    return DbFigures(stages, overdue, escalations, row["n"], float(row["age"]), refused)
+
+
+class DbMetrics:
+    """Sets the database gauges on a metric meter; `run()` refreshes them until stopped."""
+
+    def __init__(self, pool: asyncpg.Pool, meter: MetricMeter, poll_seconds: float = 30.0) -> None:
+        self._pool = pool
+        self._poll = poll_seconds
+        self._cases = meter.create_gauge("case_engine_cases", "Cases by stage (case_projection)")
+        self._overdue = meter.create_gauge("case_engine_cases_overdue", "Open, not suspended cases past their due time")
+        self._escalations = meter.create_gauge(
+            "case_engine_escalations", "Escalations in the ledger: kind=fired (took effect) or proposed")
+        self._pending = meter.create_gauge("case_engine_outbox_pending", "Notices waiting in the outbox")
+        self._oldest = meter.create_gauge_float(
+            "case_engine_outbox_oldest_pending_seconds", "Age of the oldest pending notice (0 when none)")
+        self._refused = meter.create_gauge(
+            "case_engine_refused_actions", "Refused actions recorded in refused_action, by reason (error type)")
+        self._up = meter.create_gauge("case_engine_metrics_db_up", "1 if the last read of the database figures worked")
+        self._reasons: set[str] = set()
+
+    def publish(self, f: DbFigures) -> None:
+        for stage in Stage:
+            self._cases.set(f.cases_by_stage.get(stage.value, 0), {"stage": stage.value})
+        for stage, n in f.cases_by_stage.items():
+            if stage not in _STAGE_VALUES:
+                self._cases.set(n, {"stage": stage})
+        self._overdue.set(f.overdue)
+        for kind in ESCALATION_EVENTS:
+            self._escalations.set(f.escalations.get(kind, 0), {"kind": kind})
+        self._pending.set(f.outbox_pending)
+        self._oldest.set(f.oldest_pending_seconds)
+        self._reasons |= set(f.refused_by_reason)
+        for reason in self._reasons:
+            self._refused.set(f.refused_by_reason.get(reason, 0), {"reason": reason})
+
+    async def collect_once(self) -> DbFigures | None:
+        try:
+            figures = await read_figures(self._pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+            self._up.set(0)
+            log.warning("metrics_db_error", error=str(e))
+            return None
+        self.publish(figures)
+        self._up.set(1)
+        return figures
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.collect_once()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self._poll)
+            except TimeoutError:
+                pass
