@@ -105,7 +105,8 @@ async def run_worker(
     try:
         client = await connect_client(settings, identity=f"case-worker@{os.getpid()}")
         workers = [build_worker(client, pool, settings), *(extra_workers(client) if extra_workers else [])]
-        sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
+        sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds,
+                              max_backoff=timedelta(seconds=settings.notice_retry_max_seconds))
         sender_task = asyncio.create_task(sender.run(stop))
         archiver_task = None
         if settings.archive_poll_seconds > 0:

@@ -68,10 +68,13 @@ class SmtpConfig:
 class NoticeSender:
     """Drains the outbox; run `run()` as a task beside the worker."""
 
-    def __init__(self, pool: asyncpg.Pool, smtp: SmtpConfig, poll_seconds: float = 2.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, smtp: SmtpConfig, poll_seconds: float = 2.0, max_backoff: timedelta = MAX_BACKOFF
+    ) -> None:
         self._pool = pool
         self._smtp = smtp
         self._poll = poll_seconds
+        self._max_backoff = max_backoff  # longest wait between two attempts at an unreachable relay
 
     def build_email(self, key: str, to: str, subject: str, body: str) -> EmailMessage:
         msg = EmailMessage()
@@ -112,7 +115,7 @@ class NoticeSender:
                 try:
                     await self._send(self.build_email(key, row["email"], row["subject"], row["body"]))
                 except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
-                    backoff = min(timedelta(seconds=5 * 2 ** min(row["attempts"], 12)), MAX_BACKOFF)
+                    backoff = min(timedelta(seconds=5 * 2 ** min(row["attempts"], 12)), self._max_backoff)
                     await conn.execute(
                         """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                                next_attempt_at = clock_timestamp() + $3,

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from admin import auth
+from admin.web import outage
 from admin.service import (
     FIELD_LABELS_ZH,
     ActionRefused,
@@ -178,6 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(_ApiError)
     async def _api_error(request: Request, exc: _ApiError) -> Response:
         return JSONResponse({"error": exc.error_type, "message": exc.message}, status_code=exc.status)
+
+    # A database outage: 数据库暂不可用 (503) and GET /health/db, not a traceback (issue 11).
+    outage.install(app, lambda request, name, status, **ctx: page(request, name, None, status=status, **ctx))
 
     # ------------------------------------------------------------ login
 
