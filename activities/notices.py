@@ -4,9 +4,11 @@ The outbox row is written in the same transaction as its ledger row, so a
 notice is never lost. Delivery claims one row at a time (FOR UPDATE SKIP
 LOCKED, so several senders can run), writes the inbox row, sends the e-mail
 and marks it sent in that transaction. What is recorded as sent is never sent
-again; a crash between the SMTP hand-off and the commit resends the same
-message with the same Message-ID, derived from the notice key, so the receiver
-(or an operator) can recognise the duplicate.
+again. If recording it fails after the relay took the message (the database
+went away), the sender remembers that and next time records it without sending
+again; only a crash of the sender process between the SMTP hand-off and the
+commit resends the same message, with the same Message-ID, derived from the
+notice key, so the receiver (or an operator) can recognise the duplicate.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class NoticeSender:
         self._smtp = smtp
         self._poll = poll_seconds
         self._max_backoff = max_backoff  # longest wait between two attempts at an unreachable relay
+        self._handed_over: set[str] = set()  # e-mailed, but the commit saying so failed
 
     def build_email(self, key: str, to: str, subject: str, body: str) -> EmailMessage:
         msg = EmailMessage()
@@ -111,7 +114,9 @@ class NoticeSender:
                 key, row["recipient_unit"], row["case_no"], row["subject"], row["body"],
             )
             wants_email = self._smtp.enabled and row["email"] and row["email_sent_at"] is None
-            if wants_email:
+            if wants_email and key in self._handed_over:
+                log.info("notice_email_already_handed_over", notice_key=key)
+            elif wants_email:
                 try:
                     await self._send(self.build_email(key, row["email"], row["subject"], row["body"]))
                 except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
@@ -125,6 +130,7 @@ class NoticeSender:
                     )
                     log.warning("notice_email_failed", notice_key=key, error=str(e), retry_in=str(backoff))
                     return True
+                self._handed_over.add(key)
             await conn.execute(
                 """UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1,
                        delivered_at = clock_timestamp(), last_error = NULL,
@@ -134,8 +140,9 @@ class NoticeSender:
                    WHERE notice_key = $1""",
                 key, bool(wants_email), row["email"],
             )
-            log.info("notice_delivered", notice_key=key, email=bool(wants_email))
-            return True
+        self._handed_over.discard(key)  # committed: the row itself now says it was sent
+        log.info("notice_delivered", notice_key=key, email=bool(wants_email))
+        return True
 
     async def drain(self, limit: int = 10_000) -> int:
         """Deliver every due notice (up to `limit`); returns how many were handled."""
