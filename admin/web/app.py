@@ -27,7 +27,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from admin import auth
-from admin.web import outage
 from admin.service import (
     FIELD_LABELS_ZH,
     ActionRefused,
@@ -42,6 +41,7 @@ from admin.service import (
     rows_from_upload,
 )
 from admin.users import User
+from admin.web import outage
 from config import Settings, connect_client
 from domain.enums import (
     ACTION_LABELS_ZH,

@@ -28,11 +28,12 @@ from typing import Any
 from hypothesis import strategies as st
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from domain.decide import Decision, LedgerEntry, apply_deadline, decide, new_case, on_wakeup
 from domain.deadlines import compute_deadline
+from domain.decide import Decision, LedgerEntry, apply_deadline, decide, new_case, on_wakeup
 from domain.enums import (
     Action,
     CaseKind,
+    DeadlineKind,
     Finding,
     LookbackFinding,
     PetitionClosure,
@@ -43,7 +44,17 @@ from domain.enums import (
 )
 from domain.errors import CaseError
 from domain.lifecycle import allowed_actions, rule_for
-from domain.model import ActionRequest, Actor, CaseAmendment, CaseState, CriterionCheck, VerificationCriteria
+from domain.model import (
+    ActionRequest,
+    Actor,
+    CaseAmendment,
+    CaseFiling,
+    CaseState,
+    CriterionCheck,
+    DeadlineSpec,
+    Measure,
+    VerificationCriteria,
+)
 from domain.policy import Policy
 
 # Events that may lower the escalation level (the stage was left, or a recorded de-escalation).
@@ -58,6 +69,25 @@ FORWARD = frozenset({
     Action.DISMISS_OBJECTION, Action.COMPLETE_MEASURE,
 })
 JUMPS = [0, 600, 3600, 86400, 3 * 86400, 10 * 86400, 40 * 86400, 120 * 86400, 400 * 86400]
+
+
+UNITS = {"ru": ["市生态环境局", "市水利局"], "lead": ["市委办", "市政府办"], "assist": ["市发改委"]}
+
+
+def make_filing(kind: CaseKind, long_term: bool, case_no: str, start: datetime, due_days: int) -> CaseFiling:
+    """A complete filing with the UNITS; a plan due date `due_days` after `start` (not for petitions)."""
+    deadline = None
+    if kind is not CaseKind.PETITION:
+        due = (start + timedelta(days=due_days)).date()
+        deadline = DeadlineSpec(kind=DeadlineKind.DATE_THEN_LONG_TERM if long_term else DeadlineKind.DATE,
+                                due_date=due, long_term=long_term, raw_zh=f"{due:%Y年%m月%d日}")
+    return CaseFiling(
+        case_no=case_no, kind=kind, title="城镇生活污水直排问题", problem="污水收集管网不配套",
+        target="" if kind is CaseKind.PETITION else "生活污水收集率达到90%",
+        measures=[] if kind is CaseKind.PETITION else [Measure(seq=1, text="建设管网"), Measure(seq=2, text="雨污分流")],
+        responsible_units=UNITS["ru"], lead_supervising_units=UNITS["lead"], assisting_units=UNITS["assist"],
+        deadline=deadline, complaint="夜间偷排废水" if kind is CaseKind.PETITION else "",
+    )
 
 
 def actors(filing_units: dict[str, list[str]], policy: Policy) -> list[Actor]:
