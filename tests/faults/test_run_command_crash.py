@@ -70,6 +70,16 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _cmdlines(pids: list[int]) -> list[str]:
+    out = []
+    for pid in pids:
+        try:
+            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return out
+
+
 async def _gone(text: str, timeout: float = 30.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while (left := _processes_mentioning(text)) and time.monotonic() < deadline:
@@ -167,12 +177,12 @@ async def test_kill_9_and_power_loss_of_the_run_command_restart_cleanly_on_the_s
     first.wait(timeout=30)
     await sending
     leftovers = await _gone(str(data))
-    assert leftovers == [], "PostgreSQL and Temporal died with the killed run command"
+    assert leftovers == [], f"PostgreSQL and Temporal died with the killed run command: {_cmdlines(leftovers)}"
 
     second = _start(env, tmp_path / "run2.log")
     out2 = await _until_ready(second, tmp_path / "run2.log")
-    assert f"0 filed, {len(case_nos) + 5} refused" in out2, "the same data: every sample is already filed"
-    assert "Traceback" not in out2
+    assert f"0 filed, {len(case_nos) + 5} refused" in out2, f"the same data: all samples already filed\n{out2[-3000:]}"
+    assert "Traceback" not in out2, out2[-5000:]
     resent = len(case_nos) - len(transfers.accepted) - len(transfers.refused)
     await transfers.send_all(settings, give_up_on_transient=False)
     lost = await _check_cases(pg_url, transfers, settings)
@@ -199,7 +209,7 @@ async def test_kill_9_and_power_loss_of_the_run_command_restart_cleanly_on_the_s
     third = _start(env, tmp_path / "run3.log")
     try:
         out3 = await _until_ready(third, tmp_path / "run3.log")
-        assert f"0 filed, {len(case_nos) + 5} refused" in out3 and "Traceback" not in out3
+        assert f"0 filed, {len(case_nos) + 5} refused" in out3 and "Traceback" not in out3, out3[-5000:]
         lost = await _check_cases(pg_url, transfers, settings)
     finally:
         third.send_signal(signal.SIGINT)
