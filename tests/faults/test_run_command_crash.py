@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from temporalio.client import RPCTimeoutOrCancelledError
 
 from config import Settings, connect_client
 from domain.enums import Action, Role, Stage
@@ -116,7 +117,7 @@ class _Transfers:
                         self.refused[case_no] = e.error_type
                     elif give_up_on_transient:
                         return
-                except (RuntimeError, OSError, TimeoutError):
+                except (RPCTimeoutOrCancelledError, RuntimeError, OSError, TimeoutError):
                     if give_up_on_transient:
                         return
                 finally:
