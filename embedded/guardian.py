@@ -60,7 +60,7 @@ def start_guardian() -> subprocess.Popen[bytes] | None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "embedded.guardian", str(os.getpid())],
             stdin=read_fd,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             start_new_session=True,  # not in our process group: a group kill must not take it
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
@@ -68,6 +68,11 @@ def start_guardian() -> subprocess.Popen[bytes] | None:
         os.close(read_fd)
     # Kept open (and never written) for the rest of this process's life.
     _KEEP.append(write_fd)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 60)  # its first snapshot is taken
+    if ready:
+        proc.stdout.read(1)
+    proc.stdout.close()
     return proc
 
 
@@ -77,16 +82,24 @@ _KEEP: list[int] = []
 def _watch(parent: int) -> int:
     me = os.getpid()
     known: dict[int, int] = {}
+    announced = False
     while True:
-        ready, _, _ = select.select([0], [], [], _POLL_SECONDS)
-        if ready and not os.read(0, 4096):
-            break  # EOF: the parent is gone
         for pid in descendants(parent):
             if pid != me and pid not in known:
                 start = process_start_time(pid)
                 if start is not None:
                     known[pid] = start
         known = {p: s for p, s in known.items() if pid_alive(p)}
+        if not announced:
+            announced = True
+            try:
+                os.write(1, b"r")  # tell start_guardian we are watching
+                os.close(1)
+            except OSError:
+                pass
+        ready, _, _ = select.select([0], [], [], _POLL_SECONDS)
+        if ready and not os.read(0, 4096):
+            break  # EOF: the parent is gone
     killed = 0
     for pid, start in known.items():
         if pid_alive(pid) and process_start_time(pid) == start:

@@ -134,7 +134,7 @@ def test_the_guardian_kills_what_a_killed_test_run_left_running() -> None:
     proc = subprocess.Popen([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     server = int(proc.stdout.readline())
-    time.sleep(1.5)  # the guardian snapshots descendants twice a second
+    time.sleep(3)  # the guardian snapshots descendants twice a second
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     assert _wait_gone([server], timeout=15) == [], "the guardian killed the leftover"
