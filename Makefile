@@ -43,6 +43,7 @@ test-fast: setup
 # injected, the cases in flight and what was lost; also written to $(FAULTS_REPORT).
 FAULTS_REPORT ?= faults-report.txt
 faults: setup
+	rm -f $(FAULTS_REPORT)
 	FAULTS=long FAULTS_REPORT=$(FAULTS_REPORT) $(PY) -m pytest -p no:cacheprovider -q -rA \
 	  tests/faults tests/property tests/test_embedded_lifetime.py
 

@@ -3,14 +3,13 @@
 `make test` runs the short version (few cases, short outages). `make faults` sets FAULTS=long:
 200 cases per fault, a 30 s database outage, more property-test examples. Every fault test
 adds a line saying what was injected, how many cases were in flight and what was lost; the lines
-are printed at the end of the run and written to `$FAULTS_REPORT` when that is set.
+are printed at the end of the run and appended to `$FAULTS_REPORT` (when set) as they come.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -37,6 +36,9 @@ def fault_report():
         line = report if isinstance(report, str) else report.line()
         _LINES.append(line)
         print(line, flush=True)
+        if out := os.environ.get("FAULTS_REPORT"):  # at once: a run cut short keeps its lines
+            with open(out, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
     return add
 
 
@@ -46,5 +48,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     terminalreporter.section("faults injected (issue 11)")
     for line in _LINES:
         terminalreporter.write_line(line)
-    if out := os.environ.get("FAULTS_REPORT"):
-        Path(out).write_text("\n".join(_LINES) + "\n", encoding="utf-8")
