@@ -83,12 +83,12 @@ class FaultReport:
 
 
 class Driver:
-    def __init__(self, cluster: Cluster, n_cases: int, concurrency: int = 40) -> None:
+    def __init__(self, cluster: Cluster, n_cases: int, concurrency: int | None = None) -> None:
         self.cluster = cluster
         tag = uuid.uuid4().hex[:6]
         self.filings = [make_filing(f"F{tag}-{i:04d}", due=date(2030, 6, 30)) for i in range(n_cases)]
         self.runs = {f.case_no: CaseRun(f.case_no) for f in self.filings}
-        self.sem = asyncio.Semaphore(concurrency)
+        self.sem = asyncio.Semaphore(concurrency or n_cases)  # by default every case moves at once
         self.total_steps = n_cases * (len(SCRIPT) + 1)
         self.steps_done = 0
         self.pending = 0  # actions sent and not yet answered
