@@ -367,6 +367,23 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         self._run("initdb", args, timeout=max(self.start_timeout, 120.0), as_server=True)
 
+    def _wait_for_dead_postmaster(self, timeout: float = 30.0) -> None:
+        """A killed postmaster not yet reaped (a zombie) still "exists" for postgres's lock check:
+        wait for its parent (init, after a crash) to reap it; if that never happens, the stale
+        lock file is removed (a zombie holds no shared memory, no port, no file)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + timeout
+        while _is_zombie(pid):
+            if time.monotonic() > deadline:
+                logger.warning("PostgreSQL pid %s is a zombie nobody reaps; removing stale %s", pid, pid_file)
+                pid_file.unlink(missing_ok=True)
+                return
+            time.sleep(0.1)
+
     def _postmaster_running_pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
         try:
@@ -383,6 +400,7 @@ class EmbeddedPostgres:
         return pid
 
     def _stop_leftover_server(self) -> None:
+        self._wait_for_dead_postmaster()
         pid = self._postmaster_running_pid()
         if pid is None:
             return
@@ -532,6 +550,14 @@ class EmbeddedPostgres:
 def _clean_env() -> dict[str, str]:
     # PGHOST/PGPORT/PGOPTIONS/... from the caller's shell must not redirect our utilities.
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
