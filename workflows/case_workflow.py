@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import decide as d
+    from domain import escalation as esc
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         ComputedDeadline,
     )
     from domain.policy import Policy
+    from domain.screening import screen
     from workflows.contracts import (
         CASE_DUE_AT,
         CASE_KIND,
@@ -50,6 +52,9 @@ ACTIVITY_RETRY = RetryPolicy(
     non_retryable_error_types=["InvalidFilingError", "DeadlineParseError"],
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
+# it keep the old ladder until they continue-as-new (domain/escalation.py adopt_rules).
+ESCALATION_RULES_PATCH = "escalation-rules-2"
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -76,9 +81,13 @@ class CaseWorkflow:
             self._filing = _new_case(inp.filing, inp.policy, inp.filed_by)
             self._state = self._filing.state
         self._filed = inp.state is not None
+        self._pending: dict[object, ActionRequest] = {}  # accepted `act` Updates not yet applied
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
+        self._esc_rules = workflow.patched(ESCALATION_RULES_PATCH)
+        if self._state is not None:
+            esc.adopt_rules(self._state, self._esc_rules)
         if not self._filed:
             if self._filing is None:
                 policy = await workflow.execute_activity(
@@ -89,6 +98,7 @@ class CaseWorkflow:
                     retry_policy=ACTIVITY_RETRY,
                 )
                 self._filing = _new_case(inp.filing, policy, inp.filed_by)
+                esc.adopt_rules(self._filing.state, self._esc_rules)
             async with self._lock:
                 await self._perform(self._filing)
             self._filed = True
@@ -206,6 +216,15 @@ class CaseWorkflow:
     @workflow.update(name="act")
     async def act(self, req: ActionRequest) -> ActionResult:
         """Take one handler action; refused actions raise a named ApplicationError."""
+        # Noted before the first await: validators of Updates delivered in the same task see it.
+        key = object()
+        self._pending[key] = req
+        try:
+            return await self._act(req, key)
+        finally:
+            self._pending.pop(key, None)
+
+    async def _act(self, req: ActionRequest, key: object) -> ActionResult:
         await workflow.wait_condition(lambda: self._filed)  # FILED is always ledger row 1
         async with self._lock:
             try:
@@ -213,6 +232,8 @@ class CaseWorkflow:
             except CaseError as e:
                 # Validated earlier, but another action may have moved the case since.
                 raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
+            finally:
+                self._pending.pop(key, None)  # from here on the state itself holds it
             await self._perform(decision)
             s = self._require_state()
             return ActionResult(
@@ -227,6 +248,7 @@ class CaseWorkflow:
         state = self._require_state()
         try:
             d.validate(state, req, workflow.now())
+            screen(state, req, workflow.now(), list(self._pending.values()))  # validator only: replay-safe
         except CaseError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
 
