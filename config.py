@@ -59,6 +59,7 @@ class Settings:
     smtp_from: str = "case-engine@localhost"
     notice_domain: str = "case-engine.local"
     notice_poll_seconds: int = 2
+    notice_retry_max_seconds: int = 3600  # longest wait between e-mail attempts while the relay is down
     policy_file: str = ""
     calendar_overrides_file: str = field(default_factory=lambda: str(ROOT / "deploy" / "calendar_overrides.json"))
     max_cached_workflows: int = 2000
@@ -117,6 +118,7 @@ class Settings:
             smtp_from=_env("SMTP_FROM", d.smtp_from),
             notice_domain=_env("NOTICE_DOMAIN", d.notice_domain),
             notice_poll_seconds=_int("NOTICE_POLL_SECONDS", d.notice_poll_seconds),
+            notice_retry_max_seconds=_int("NOTICE_RETRY_MAX_SECONDS", d.notice_retry_max_seconds),
             policy_file=_env("POLICY_FILE", d.policy_file),
             calendar_overrides_file=_env("CALENDAR_OVERRIDES_FILE", d.calendar_overrides_file),
             max_cached_workflows=_int("WORKER_MAX_CACHED_WORKFLOWS", d.max_cached_workflows),

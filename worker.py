@@ -95,6 +95,13 @@ def smtp_config(settings: Settings) -> SmtpConfig:
     )
 
 
+def notice_sender(pool: asyncpg.Pool, settings: Settings) -> NoticeSender:
+    """The outbox sender as configured: one construction for the worker and ops.notice_sender."""
+    return NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds,
+                        batch_size=settings.notice_batch_size,
+                        max_backoff=timedelta(seconds=settings.notice_retry_max_seconds))
+
+
 async def run_worker(
     settings: Settings,
     stop: asyncio.Event,
@@ -112,8 +119,7 @@ async def run_worker(
     try:
         client = await connect_client(settings, identity=f"case-worker@{socket.gethostname()}:{os.getpid()}")
         workers = [build_worker(client, pool, settings), *(extra_workers(client) if extra_workers else [])]
-        sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds,
-                              batch_size=settings.notice_batch_size)
+        sender = notice_sender(pool, settings)
         sender_task = asyncio.create_task(sender.run(stop)) if settings.notice_sender else None
         archiver_task = None
         if settings.archive_poll_seconds > 0:

@@ -71,11 +71,14 @@ class NoticeSender:
     """Drains the outbox; run `run()` as a task beside the worker."""
 
     def __init__(self, pool: asyncpg.Pool, smtp: SmtpConfig, poll_seconds: float = 2.0,
-                 batch_size: int = 100) -> None:
+                 batch_size: int = 100, max_backoff: timedelta = MAX_BACKOFF) -> None:
         self._pool = pool
         self._smtp = smtp
         self._poll = poll_seconds
         self._batch = max(1, batch_size)
+        self._max_backoff = max_backoff  # longest wait between two attempts at an unreachable relay
+        # E-mailed, but the commit saying so failed (the database went away): not sent again.
+        self._handed_over: set[str] = set()
 
     def build_email(self, key: str, to: str, subject: str, body: str) -> EmailMessage:
         msg = EmailMessage()
@@ -127,7 +130,7 @@ class NoticeSender:
             errors = await self._send_all([r for r, w in zip(rows, wants, strict=True) if w])
             failed = [r for r in rows if r["notice_key"] in errors]
             if failed:
-                backoffs = [min(timedelta(seconds=5 * 2 ** min(r["attempts"], 12)), MAX_BACKOFF) for r in failed]
+                backoffs = [min(timedelta(seconds=5 * 2 ** min(r["attempts"], 12)), self._max_backoff) for r in failed]
                 await conn.execute(
                     """UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.err,
                            next_attempt_at = clock_timestamp() + f.backoff,
@@ -151,6 +154,7 @@ class NoticeSender:
                        WHERE o.notice_key = d.key""",
                     [r["notice_key"] for r, _ in done], [w for _, w in done], [r["email"] for r, _ in done],
                 )
+        self._handed_over.difference_update(r["notice_key"] for r in rows)  # committed
         if done:
             log.info("notices_delivered", count=len(done), emails=sum(w for _, w in done),
                      first_key=done[0][0]["notice_key"])
@@ -162,11 +166,15 @@ class NoticeSender:
         sem = asyncio.Semaphore(SMTP_CONCURRENCY)
 
         async def one(r: asyncpg.Record) -> None:
+            if r["notice_key"] in self._handed_over:
+                return  # the relay has it already; only the commit is missing
             async with sem:
                 try:
                     await self._send(self.build_email(r["notice_key"], r["email"], r["subject"], r["body"]))
                 except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
                     errors[r["notice_key"]] = f"{type(e).__name__}: {e}"
+                else:
+                    self._handed_over.add(r["notice_key"])
 
         await asyncio.gather(*(one(r) for r in rows))
         return errors

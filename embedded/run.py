@@ -6,6 +6,8 @@ the notice sender, files the sample cases, starts the web console (admin.web,
 CONSOLE_HOST/CONSOLE_PORT, default 127.0.0.1:8080) with demo users for each role,
 and prints where everything is and the demo logins.
 Ctrl-C stops everything cleanly; running it again continues with the same data.
+PostgreSQL and the Temporal dev server die with this process even when it is killed
+(`kill -9`, see embedded/procs.py), so a later run starts cleanly on the same data.
 
 Setting DATABASE_URL or TEMPORAL_ADDRESS uses that server instead of starting
 the embedded one, so the same command drives a real deployment too.
@@ -224,10 +226,15 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    from embedded import DevServerError, EmbeddedPostgresError, PortInUseError
+
     try:
         status = asyncio.run(main())
     except KeyboardInterrupt:
         status = 130
+    except (PortInUseError, EmbeddedPostgresError, DevServerError) as e:  # a clear line, not a traceback
+        print(f"cannot start: {e}", file=sys.stderr, flush=True)
+        status = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)  # sdk-python#300

@@ -8,6 +8,9 @@ an existing attribute has a different type (types cannot be changed in place).
 
 The server runs in its own process group/session so a Ctrl-C in the terminal reaches only our
 process, which then shuts the server down in order (SIGTERM to the group, SIGKILL after a timeout).
+It never outlives our process (:mod:`embedded.procs`): the kernel kills it when our process dies
+(``PR_SET_PDEATHSIG``, even after a ``kill -9``), and with a ``db_file`` its pid is recorded in
+``<db_file>.pid`` so the next start stops a leftover server instead of failing on its port.
 
 Usage::
 
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING
 from embedded.binaries import TEMPORAL_CLI, TEMPORAL_CLI_ENV, find_binary
 from embedded.ports import LOOPBACK, ensure_port_free
 from embedded.ports import tail_of_file as _tail
+from embedded.procs import die_with_parent, stop_leftover, write_pid_file
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -137,6 +141,11 @@ class DevServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid_file(self) -> Path | None:
+        """``<db_file>.pid`` while a persistent server runs (None in memory)."""
+        return self.db_file.with_name(self.db_file.name + ".pid") if self.db_file is not None else None
+
     def command(self, executable: str | None = None) -> list[str]:
         """The full command line used to start the server."""
         binary = executable or self.executable or find_binary(TEMPORAL_CLI, TEMPORAL_CLI_ENV)
@@ -162,6 +171,11 @@ class DevServer:
         if self.running:
             return
         cmd = self.command()
+        if self.pid_file is not None:
+            # A server left by a killed earlier run on the same file (its parent died before
+            # it could be stopped, and it was not started from a main thread).
+            await asyncio.to_thread(stop_leftover, self.pid_file, "temporal dev server",
+                                    timeout=self.stop_timeout)
         ensure_port_free(self.port, LOOPBACK, what="Temporal dev server (gRPC)")
         if not self.headless:
             ensure_port_free(self.ui_port, LOOPBACK, what="Temporal dev server (Web UI)")
@@ -189,7 +203,10 @@ class DevServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
+        if self.pid_file is not None:
+            write_pid_file(self.pid_file, self._proc.pid)
         atexit.register(self._stop_blocking)
         try:
             await self._wait_ready(log_offset)
@@ -343,6 +360,8 @@ class DevServer:
                     proc.wait(timeout=10)
         finally:
             self._proc = None
+            if self.pid_file is not None:
+                self.pid_file.unlink(missing_ok=True)
             if self._temp_log and self._log_path is not None and not keep_log:
                 self._log_path.unlink(missing_ok=True)
                 self._temp_log = False

@@ -16,7 +16,6 @@ import sys
 import asyncpg
 import structlog
 
-from activities.notices import NoticeSender
 from config import Settings
 from ops.context import configure_logging
 from ops.health import HealthServer, Probes, postgres_check
@@ -24,15 +23,13 @@ from ops.metrics import DbMetrics, runtime_for
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    from worker import smtp_config
+    from worker import notice_sender
 
     log = structlog.get_logger("notice_sender")
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=min(settings.db_pool_max, 4))
     try:
         probes = Probes()
-        sender_task = asyncio.create_task(NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds,
-                                                       batch_size=settings.notice_batch_size)
-                                          .run(stop))
+        sender_task = asyncio.create_task(notice_sender(pool, settings).run(stop))
 
         async def sending() -> bool:
             return not sender_task.done()

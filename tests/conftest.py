@@ -82,6 +82,14 @@ def ts_client(ts_env: WorkflowEnvironment) -> Client:
     return ts_env.client
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Servers this run starts (ours and the SDK's test servers) die with it, even on kill -9.
+    if os.environ.get("TEST_GUARDIAN", "1") == "1" and not hasattr(config, "workerinput"):
+        from embedded.guardian import start_guardian
+
+        start_guardian()
+
+
 _exit_status = 0
 
 

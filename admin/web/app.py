@@ -43,6 +43,7 @@ from admin.service import (
     rows_from_upload,
 )
 from admin.users import User
+from admin.web import outage
 from admin.web.security import SecurityMiddleware
 from config import Settings, connect_client
 from domain.enums import (
@@ -203,6 +204,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(_ApiError)
     async def _api_error(request: Request, exc: _ApiError) -> Response:
         return JSONResponse({"error": exc.error_type, "message": exc.message}, status_code=exc.status)
+
+    # A database outage: 数据库暂不可用 (503) and GET /health/db, not a traceback (issue 11).
+    outage.install(app, lambda request, name, status, **ctx: page(request, name, None, status=status, **ctx))
 
     # ------------------------------------------------------------ login
 
