@@ -4,8 +4,10 @@ other cases move on; transient failures retry; the office's UNBLOCK retries or d
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from datetime import date, timedelta
 
 import asyncpg
@@ -15,7 +17,8 @@ from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 import activities.failures as failures
 from activities.case_activities import CaseActivities
@@ -145,6 +148,18 @@ async def test_a_poison_input_blocks_one_case_visibly_while_others_move_and_the_
     rows = await pool.fetch("SELECT * FROM case_block WHERE case_no = $1 ORDER BY block_no", bad.case_no)
     assert [r["resolution"] for r in rows] == ["RETRY", "RETRY"] and all(r["resolved_at"] for r in rows)
     assert (await bad.do(Action.ACKNOWLEDGE, RU)).stage is Stage.RECTIFYING
+
+    # The new path (blocked, blocked again, unblocked) replays deterministically; the stored copy
+    # in tests/replay/histories/blocked_then_unblocked.json came from this test
+    # (RECORD_BLOCKED_HISTORY=1).
+    history = await ts_client.get_workflow_handle(f"case-{bad.case_no}").fetch_history()
+    if os.environ.get("RECORD_BLOCKED_HISTORY") == "1":
+        (Path(__file__).parents[1] / "replay" / "histories" / "blocked_then_unblocked.json").write_text(
+            json.dumps(history.to_json_dict(), ensure_ascii=False, indent=1)
+        )
+    replayed = await Replayer(workflows=[CaseWorkflow], data_converter=pydantic_data_converter,
+                              workflow_runner=sandbox_runner()).replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None
 
 
 async def test_discard_drops_the_held_action_and_the_case_stays_as_recorded(
