@@ -132,6 +132,14 @@ async def run_worker(
             parts["history-archiver"] = asyncio.create_task(
                 run_archiver(client, pool, stop, settings.archive_poll_seconds)
             )
+        watchdog_seconds = float(os.environ.get("WATCHDOG_SECONDS", "60"))
+        if watchdog_seconds > 0:
+            from activities.watchdog import run_watchdog
+
+            grace = timedelta(seconds=float(os.environ.get("WATCHDOG_GRACE_SECONDS", "300")))
+            parts["escalation-watchdog"] = asyncio.create_task(
+                run_watchdog(client, pool, stop, watchdog_seconds, grace)
+            )
         log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address,
                  email=bool(settings.smtp_host), archive_poll_seconds=settings.archive_poll_seconds)
         for w in workers:
