@@ -157,6 +157,8 @@ async def unblock(client: Client, case_no: str, req: UnblockRequest) -> str:
         cause = e.cause
         error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
         raise ActionRefusedError(case_no, error_type, cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+    except RPCError as e:
+        raise ActionRefusedError(case_no, *_rpc_refusal(case_no, e)) from None
 
 
 async def blocked(client: Client, case_no: str) -> BlockedStep | None:

@@ -395,6 +395,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         d = await svc(request).dashboard()
         return page(request, "dashboard.html", s, d=d, nav="dashboard")
 
+    # Issue 9: blocked cases, UNBLOCK and the watchdog's nudges (admin/web/runtime.py).
+    from admin.web import runtime as _runtime
+
+    _runtime.register(app, page=page, session=session, post_session=post_session, writer=writer,
+                      client=lambda r: svc(r).client, forbidden=Forbidden)
+
     # ------------------------------------------------------------ JSON API (casectl)
 
     @app.get("/api/v1/me")
