@@ -31,6 +31,7 @@ from worker_health import (
     install_sdk_fault_watch,
     remove_sdk_fault_watch,
     serve_health,
+    watch_evictions,
 )
 from workflows.case_workflow import CaseWorkflow
 
@@ -144,6 +145,9 @@ async def run_worker(
                  email=bool(settings.smtp_host), archive_poll_seconds=settings.archive_poll_seconds)
         for w in workers:
             parts[f"temporal-worker:{w.task_queue}"] = asyncio.create_task(w.run())
+        parts["eviction-watch"] = asyncio.create_task(
+            watch_evictions(workers, health, stop, float(os.environ.get("WORKER_EVICTION_GRACE_SECONDS", "60")))
+        )
         stall_seconds = float(os.environ.get("WORKER_STALL_SECONDS", "300"))
         if stall_seconds > 0:
             parts["poll-probe"] = asyncio.create_task(
@@ -187,7 +191,7 @@ async def _shut_down(workers: list[Worker], parts: dict[str, asyncio.Task], log)
 
     await asyncio.gather(*(bounded(f"temporal-worker:{w.task_queue}", w.shutdown(), 20) for w in workers))
     for name, task in parts.items():
-        if name == "poll-probe":
+        if name in ("poll-probe", "eviction-watch"):
             task.cancel()
         await bounded(name, asyncio.shield(task) if not task.done() else task, 15)
 

@@ -11,9 +11,9 @@ what it sees:
   then logs it and the process exits non-zero so a supervisor restarts it.
 - `SdkFaultWatch`: a logging handler on the SDK's workflow-worker logger. The SDK reports a
   potential deadlock (TMPRL1101) and an eviction it cannot complete ("continually retrying
-  eviction") only as log records; the first is survivable, the second holds a workflow-task slot
-  and a cache entry forever (sdk-python, see bench/README.md "Why the worker stalled"), so it is
-  fatal here.
+  eviction") only as log records. The first is survivable; the second holds a workflow-task slot
+  and a cache entry until the eviction succeeds (sdk-python, see bench/README.md "Why the worker
+  stalled"): `watch_evictions` fails the worker when that lasts `WORKER_EVICTION_GRACE_SECONDS`.
 - `serve_health`: `GET /healthz` on a small HTTP endpoint (stdlib asyncio, no dependency):
   200 with the parts while healthy, 503 with the reason once failed (until the process exits).
 """
@@ -39,6 +39,14 @@ class WorkerHealth:
     deadlocks: int = 0
     started_at: float = field(default_factory=time.time)
     failed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    eviction_failure: str | None = None  # the SDK's last "continually retrying eviction" record
+
+    def eviction_failing(self, message: str) -> None:
+        """The SDK could not evict a run (its slot is held until it can): degraded for now;
+        `watch_evictions` fails the worker if it lasts."""
+        self.eviction_failure = message
+        self.parts["workflow-tasks"] = f"degraded: {message}"
 
     def running(self, part: str) -> None:
         self.parts[part] = "running"
@@ -67,6 +75,7 @@ class WorkerHealth:
             "failure": self.failure,
             "parts": dict(self.parts),
             "deadlocks_detected": self.deadlocks,
+            "eviction_failure": self.eviction_failure,
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
 
@@ -91,11 +100,7 @@ class SdkFaultWatch(logging.Handler):
             if exc is not None and type(exc).__name__ == "_DeadlockError":
                 self.health.deadlocks += 1
             elif any(s in msg for s in self.EVICTION_STUCK):
-                reason = (
-                    "the SDK cannot evict a workflow run after a deadlock/timeout (its workflow-task "
-                    f"slot stays held, workflow polling stalls): {msg[:200]}"
-                )
-                self.loop.call_soon_threadsafe(self.health.fail, "workflow-tasks", reason)
+                self.loop.call_soon_threadsafe(self.health.eviction_failing, msg[:200])
         except Exception:  # a health hook must never break logging
             self.handleError(record)
 
@@ -136,3 +141,44 @@ async def serve_health(health: WorkerHealth, host: str, port: int) -> asyncio.Ab
             writer.close()
 
     return await asyncio.start_server(handle, host, port)
+
+
+def _could_not_evict(worker: Any) -> int | None:
+    """How many runs the SDK's workflow worker currently cannot evict (a private counter of
+    temporalio 1.35; None when it is not there)."""
+    ww = getattr(worker, "_workflow_worker", None)
+    n = getattr(ww, "_could_not_evict_count", None) if ww is not None else None
+    return n if isinstance(n, int) else None
+
+
+async def watch_evictions(workers: list[Any], health: WorkerHealth, stop: asyncio.Event, grace_seconds: float) -> None:
+    """Fail the worker when runs the SDK cannot evict stay so for `grace_seconds`.
+
+    A slow activation (not a real deadlock) is evicted once its thread finishes, seconds later;
+    an eviction that keeps failing holds its workflow-task slot for good (the stall of issue 9).
+    """
+    stuck_since: float | None = None
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+            return
+        except TimeoutError:
+            pass
+        counts = [_could_not_evict(w) for w in workers]
+        known = [c for c in counts if c is not None]
+        stuck = sum(known) > 0 if known else health.eviction_failure is not None
+        now = time.monotonic()
+        if not stuck:
+            if health.eviction_failure is not None and known:
+                health.eviction_failure = None
+                health.parts["workflow-tasks"] = "running"
+            stuck_since = None
+            continue
+        stuck_since = stuck_since or now
+        if now - stuck_since >= grace_seconds:
+            health.fail(
+                "workflow-tasks",
+                "the SDK cannot evict a workflow run after a deadlock/timeout (its workflow-task slot stays "
+                f"held, workflow polling stalls) for {now - stuck_since:.0f} s: {health.eviction_failure or ''}",
+            )
+            return

@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 STALL_TASK_QUEUE = os.environ.get("STALL_TASK_QUEUE", "stall-test")
-STALL_SECONDS = 6.0
+STALL_SECONDS = float(os.environ.get("STALL_SECONDS", "6"))
 MARKER = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/nonexistent/stall-marker")
 
 

@@ -92,6 +92,9 @@ async def _stall_then_restart(
         "STALL_TASK_QUEUE": stall_tq,
         "ARCHIVE_POLL_SECONDS": "0",
         "WORKER_HEALTH_PORT": str(health_port),
+        # The activation blocks 40 s; the worker gives the SDK 5 s to evict it (default 60 s).
+        "STALL_SECONDS": "40",
+        "WORKER_EVICTION_GRACE_SECONDS": "5",
         "PYTHONPATH": str(ROOT),
     }
     marker, log = tmp_path / "stalled", tmp_path / "worker.log"
