@@ -23,7 +23,7 @@ from activities.calendar_source import load_calendar
 from activities.failures import classified
 from activities.policy_source import load_policy
 from audit.chain import GENESIS, ChainRow, row_hash
-from domain.blocking import BlockedStep, UnblockRequest, clean_message
+from domain.blocking import clean_message
 from domain.calendar import WorkingCalendar
 from domain.deadlines import compute_deadline
 from domain.model import ComputedDeadline, DeadlineRequest

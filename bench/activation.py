@@ -34,11 +34,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import domain.decide as d
+from bench.common import OFFICE, RU, filing
 from domain.enums import Action
 from domain.model import ActionRequest, CaseState
 from domain.policy import Policy
-
-from bench.common import LEAD, OFFICE, RU, filing
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Asia/Shanghai
 
@@ -140,10 +139,10 @@ def run(sizes: list[int], repeat: int, threads: int) -> dict[str, Any]:
             "ledger_rows": s.seq,
             "timeline_entries": len(s.timeline),
             "state_json_bytes": len(s.model_dump_json()),
-            "copy_deep_ms": _percentiles(_time(lambda: _deep(s), repeat)),
-            "copy_cow_ms": _percentiles(_time(lambda: d._working_copy(s), repeat)),
-            "decide_deep_ms": _percentiles(_time(lambda: _decide_with(_deep, s, 2), repeat)),
-            "decide_cow_ms": _percentiles(_time(lambda: _decide_with(d._working_copy, s, 3), repeat)),
+            "copy_deep_ms": _percentiles(_time(lambda s=s: _deep(s), repeat)),
+            "copy_cow_ms": _percentiles(_time(lambda s=s: d._working_copy(s), repeat)),
+            "decide_deep_ms": _percentiles(_time(lambda s=s: _decide_with(_deep, s, 2), repeat)),
+            "decide_cow_ms": _percentiles(_time(lambda s=s: _decide_with(d._working_copy, s, 3), repeat)),
         }
         if threads > 1:
             per = max(3, repeat // threads)

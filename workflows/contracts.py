@@ -6,10 +6,10 @@ input/result models. The registered names here are contracts with running cases.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
-
-from datetime import datetime
 
 from domain.blocking import BlockedStep, UnblockRequest
 from domain.decide import CaseProjection, LedgerEntry, Notice

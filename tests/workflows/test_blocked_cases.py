@@ -7,8 +7,8 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from datetime import date, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
