@@ -1,9 +1,10 @@
-"""Queries and actions shared by the console's HTML pages and its JSON API.
+"""Actions, filing and forms shared by the console's HTML pages and its JSON API.
 
-Reads (lists, my work, dashboard, export) come from the Postgres projection
-(`case_projection`) and the ledger; the case page also asks the workflow for its
-live state. Actions go through `workflows.client.act`, which records refusals.
-The actor is always built here from the authenticated user.
+Actions go through `workflows.client.act`, which records refusals. The actor is
+always built here from the authenticated user. Reads shown to a user (lists, case
+pages, my work, dashboard, export rows, audit pages) are not here: they all go
+through `admin.readmodel`, scoped by `domain.visibility`. This module keeps the
+request filter (`CaseFilter`) and the export file formats.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,16 +24,14 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from admin.users import User
-from domain.calendar import WorkingCalendar, count_days, local_date
+from domain.calendar import WorkingCalendar
 from domain.deadlines import parse_deadline
 from domain.enums import (
     ACTION_LABELS_ZH,
     KIND_LABELS_ZH,
-    RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
     Action,
     CaseKind,
-    DayCount,
     Role,
     Rung,
     Stage,
@@ -40,15 +39,11 @@ from domain.enums import (
 )
 from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
-from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for, stages_waiting_on
+from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
 from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
 from workflows import client as ops
 from workflows.contracts import ActionResult
 
-# Whose move each stage is (for 我的待办), from the lifecycle's table.
-RU_STAGES = stages_waiting_on(Role.RESPONSIBLE_UNIT)
-LEAD_STAGES = stages_waiting_on(Role.LEAD_SUPERVISOR)
-OFFICE_STAGES = stages_waiting_on(Role.RECTIFICATION_OFFICE)
 PAGE_SIZE = 50
 
 
@@ -79,6 +74,17 @@ event_label = event_label_zh
 def rung_for_level(level: int) -> Rung | None:
     order = list(Rung)
     return order[level - 1] if 1 <= level <= len(order) else None
+
+
+def allowed_actions_for(user: User, state: CaseState | None) -> dict[Action, Role]:
+    """The actions this user may take now on a case, each with the role it will be taken in."""
+    if state is None or user.read_only:
+        return {}
+    out: dict[Action, Role] = {}
+    for actor in user.actors():
+        for a in allowed_actions(state, actor):
+            out.setdefault(a, actor.role)
+    return dict(sorted(out.items(), key=lambda kv: list(Action).index(kv[0])))
 
 
 # ------------------------------------------------------------------ filters
@@ -166,20 +172,6 @@ def _active() -> list[str]:
     return [s.value for s in ACTIVE_STAGES]
 
 
-LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_units, lead_supervising_units,
-    assisting_units, inspection_round, due_date, due_at, escalation_level, escalation_max_level, suspended,
-    open_referrals, filed_at, closed_at, last_seq, cycle"""
-
-
-@dataclass
-class AuditReport:
-    case_no: str
-    runs: list[Any]  # audit.history.RunHistory, oldest first
-    entries: list[Any]  # audit.timeline.TimelineEntry
-    verdict: Any  # audit.verify.CaseVerdict, or None when not asked for
-    error: str = ""
-
-
 @dataclass
 class Service:
     pool: asyncpg.Pool
@@ -188,179 +180,14 @@ class Service:
     calendar: WorkingCalendar
     office_unit: str = "整改办"
 
-    # ------------------------------------------------------------ reading
-
-    def today(self) -> date:
-        return local_date(datetime.now(UTC))
-
-    def days_info(self, due: date | None, stage: str) -> dict[str, Any]:
-        """Working days left (or overdue) on a due date, counted from today (Asia/Shanghai)."""
-        if due is None or Stage(stage) not in ACTIVE_STAGES:
-            return {"days_left": None, "overdue_days": None, "overdue": False}
-        today = self.today()
-        if due >= today:
-            return {"days_left": count_days(self.calendar, today + timedelta(days=1), due + timedelta(days=1),
-                                            DayCount.WORKING), "overdue_days": None, "overdue": False}
-        return {"days_left": None, "overdue": True,
-                "overdue_days": count_days(self.calendar, due + timedelta(days=1), today + timedelta(days=1),
-                                           DayCount.WORKING)}
-
-    def row(self, r: asyncpg.Record) -> dict[str, Any]:
-        d = dict(r)
-        d.update(self.days_info(d.get("due_date"), d["stage"]))
-        rung = rung_for_level(d.get("escalation_level") or 0)
-        d["rung"] = rung.value if rung else None
-        d["rung_zh"] = RUNG_LABELS_ZH[rung] if rung else ""
-        d["stage_zh"] = stage_label(d["stage"])
-        try:
-            d["kind_zh"] = KIND_LABELS_ZH[CaseKind(d["kind"])]
-        except ValueError:
-            d["kind_zh"] = d["kind"]
-        return d
-
-    async def list_cases(self, f: CaseFilter) -> tuple[list[dict[str, Any]], int]:
-        where, args = f.where(datetime.now(UTC))
-        total = await self.pool.fetchval(f"SELECT count(*) FROM case_projection{where}", *args)
-        rows = await self.pool.fetch(
-            f"""SELECT {LIST_COLUMNS} FROM case_projection{where}
-                ORDER BY (due_at IS NULL), due_at, case_no
-                LIMIT {int(f.page_size)} OFFSET {int((f.page - 1) * f.page_size)}""",
-            *args,
-        )
-        return [self.row(r) for r in rows], int(total)
-
-    async def all_cases(self, f: CaseFilter) -> list[dict[str, Any]]:
-        where, args = f.where(datetime.now(UTC))
-        rows = await self.pool.fetch(
-            f"SELECT {LIST_COLUMNS} FROM case_projection{where} ORDER BY (due_at IS NULL), due_at, case_no", *args
-        )
-        return [self.row(r) for r in rows]
-
-    async def filter_options(self) -> dict[str, list[str]]:
-        units = await self.pool.fetch(
-            """SELECT DISTINCT u FROM case_projection,
-               unnest(responsible_units || lead_supervising_units || assisting_units) AS u ORDER BY u"""
-        )
-        rounds = await self.pool.fetch(
-            "SELECT DISTINCT inspection_round FROM case_projection WHERE inspection_round <> '' ORDER BY 1"
-        )
-        return {"units": [r[0] for r in units], "rounds": [r[0] for r in rounds]}
-
-    async def my_work(self, user: User) -> list[dict[str, Any]]:
-        """Cases waiting for an action by this user's unit, most urgent first."""
-        roles = set(user.roles)
-        conds: list[str] = []
-        args: list[Any] = [user.unit]
-        if Role.RESPONSIBLE_UNIT in roles:
-            args.append([s.value for s in RU_STAGES])
-            conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(responsible_units))")
-        if Role.LEAD_SUPERVISOR in roles:
-            # Any listed lead reviews; only the first-listed lead verifies (domain.lifecycle.authorize).
-            args.append([s.value for s in LEAD_STAGES if s is not Stage.VERIFICATION])
-            conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(lead_supervising_units))")
-            conds.append("(stage = 'VERIFICATION' AND lead_supervising_units[1] = $1)")
-            conds.append("(jsonb_typeof(detail->'extension_request') = 'object' AND $1 = ANY(lead_supervising_units))")
-        if Role.RECTIFICATION_OFFICE in roles:
-            args.append([s.value for s in OFFICE_STAGES])
-            conds.append(f"(stage = ANY(${len(args)}))")
-            conds.append(
-                "(stage = 'PUBLIC_POSTING' AND "
-                "jsonb_path_exists(detail, '$.posting.objections[*] ? (@.ruling == null)'))"
-            )
-        if Role.DISCIPLINE_COMMISSION in roles:
-            conds.append("(open_referrals > 0)")
-        if not conds:
-            return []
-        rows = await self.pool.fetch(
-            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE $1::text IS NOT NULL AND ({' OR '.join(conds)})
-                ORDER BY (due_at IS NULL), due_at, escalation_level DESC, case_no LIMIT 500""",
-            *args,
-        )
-        return [self.row(r) for r in rows]
-
-    async def ledger(self, case_no: str) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            """SELECT seq, event, actor_user, actor_role, actor_unit, at, from_stage, to_stage, reason, data
-               FROM ledger WHERE case_no = $1 ORDER BY seq""",
-            case_no,
-        )
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["event_zh"] = event_label(d["event"])
-            d["from_zh"], d["to_zh"] = stage_label(d["from_stage"]), stage_label(d["to_stage"])
-            try:
-                from domain.enums import ROLE_LABELS_ZH
-
-                d["role_zh"] = ROLE_LABELS_ZH[Role(d["actor_role"])]
-            except ValueError:
-                d["role_zh"] = d["actor_role"]
-            d["data"] = json.loads(d["data"]) if isinstance(d["data"], str) else d["data"]
-            out.append(d)
-        return out
-
-    async def projection(self, case_no: str) -> dict[str, Any] | None:
-        r = await self.pool.fetchrow("SELECT * FROM case_projection WHERE case_no = $1", case_no)
-        if r is None:
-            return None
-        d = self.row(r)
-        for k in ("filing", "detail", "deadline"):
-            if isinstance(d.get(k), str):
-                d[k] = json.loads(d[k])
-        return d
+    # ------------------------------------------------------------ reading (for acting only)
+    # Every read shown to a user goes through admin.readmodel (scoped by domain.visibility).
 
     async def live_state(self, case_no: str) -> CaseState | None:
         try:
             return await ops.get_state(self.client, case_no)
-        except Exception:  # archived beyond retention, or Temporal unreachable: the projection still shows
+        except Exception:  # archived beyond retention, or Temporal unreachable
             return None
-
-    def allowed_for(self, user: User, state: CaseState | None) -> dict[Action, Role]:
-        """The actions this user may take now, each with the role it will be taken in."""
-        if state is None or user.read_only:
-            return {}
-        out: dict[Action, Role] = {}
-        for actor in user.actors():
-            for a in allowed_actions(state, actor):
-                out.setdefault(a, actor.role)
-        return dict(sorted(out.items(), key=lambda kv: list(Action).index(kv[0])))
-
-    async def case_view(self, user: User, case_no: str) -> dict[str, Any] | None:
-        proj = await self.projection(case_no)
-        if proj is None:
-            return None
-        state = await self.live_state(case_no)
-        allowed = self.allowed_for(user, state)
-        deadline = state.deadline.model_dump(mode="json") if state and state.deadline else proj.get("deadline")
-        filing = state.filing.model_dump(mode="json") if state else proj.get("filing")
-        return {
-            "case": proj,
-            "filing": filing,
-            "state": state,
-            "deadline": deadline,
-            "ledger": await self.ledger(case_no),
-            "allowed": allowed,
-            "refusals": [dict(r) for r in await self.pool.fetch(
-                """SELECT at, action, actor_user, actor_role, actor_unit, error_type, message FROM refused_action
-                   WHERE case_no = $1 ORDER BY at DESC LIMIT 20""", case_no)],
-        }
-
-    async def audit_report(self, case_no: str, verify: bool = True) -> AuditReport | None:
-        """The auditor's view of a case: its runs and a timeline derived from the histories
-        (archive first, Temporal as fallback), and the ledger's chain and cross-check."""
-        from audit.archive import load_histories
-        from audit.history import HistoryError
-        from audit.timeline import build_timeline_from_runs
-        from audit.verify import verify_case
-
-        try:
-            runs = await load_histories(self.pool, self.client, case_no)
-        except HistoryError as e:  # an archived history was altered: say so, show nothing from it
-            return AuditReport(case_no=case_no, runs=[], entries=[], verdict=None, error=str(e))
-        if not runs:
-            return None
-        verdict = await verify_case(self.pool, self.client, case_no) if verify else None
-        return AuditReport(case_no=case_no, runs=runs, entries=build_timeline_from_runs(runs), verdict=verdict)
 
     # ------------------------------------------------------------ acting
 
@@ -459,53 +286,6 @@ class Service:
         for (i, _), o in zip(good, outcomes, strict=True):
             report[i]["filed"], report[i]["reason"] = o.filed, o.reason
         return report
-
-    # ------------------------------------------------------------ dashboard
-
-    async def dashboard(self) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        by_stage = await self.pool.fetch("SELECT stage, count(*) AS n FROM case_projection GROUP BY stage")
-        stage_counts = {r["stage"]: r["n"] for r in by_stage}
-        by_unit = await self.pool.fetch(
-            """SELECT u AS unit, count(*) AS total,
-                      count(*) FILTER (WHERE stage = ANY($2)) AS open,
-                      count(*) FILTER (WHERE due_at < $1 AND stage = ANY($2)) AS overdue,
-                      count(*) FILTER (WHERE escalation_level > 0) AS escalated
-               FROM case_projection, unnest(responsible_units) AS u GROUP BY u ORDER BY overdue DESC, open DESC, u""",
-            now, _active(),
-        )
-        overdue = await self.pool.fetch(
-            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE due_at < $1 AND stage = ANY($2)
-                ORDER BY due_at LIMIT 50""", now, _active())
-        escalated = await self.pool.fetch(
-            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE escalation_level > 0
-                ORDER BY escalation_level DESC, due_at LIMIT 50""")
-        months = await self.pool.fetch(
-            """SELECT to_char(date_trunc('month', at AT TIME ZONE 'Asia/Shanghai'), 'YYYY-MM') AS month, count(*) AS n
-               FROM ledger WHERE to_stage = 'CLOSED' GROUP BY 1 ORDER BY 1"""
-        )
-        closures = _last_months([(r["month"], r["n"]) for r in months], self.today(), 12)
-        return {
-            "total": sum(stage_counts.values()),
-            "stages": [{"stage": s.value, "stage_zh": STAGE_LABELS_ZH[s], "n": stage_counts.get(s.value, 0)}
-                       for s in Stage],
-            "units": [dict(r) for r in by_unit],
-            "overdue": [self.row(r) for r in overdue],
-            "escalated": [self.row(r) for r in escalated],
-            "closures": closures,
-        }
-
-
-def _last_months(counts: list[tuple[str, int]], today: date, n: int) -> list[dict[str, Any]]:
-    by = dict(counts)
-    out = []
-    last = max([f"{today.year:04d}-{today.month:02d}", *by])  # a closure dated ahead (a moved clock) shows too
-    y, m = int(last[:4]), int(last[5:7])
-    for _ in range(n):
-        key = f"{y:04d}-{m:02d}"
-        out.append({"month": key, "n": by.get(key, 0)})
-        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
-    return list(reversed(out))
 
 
 # ------------------------------------------------------------------ action forms

@@ -68,6 +68,7 @@ from domain.model import (
     VerificationRecord,
 )
 from domain.policy import Policy, StageLimit
+from domain.visibility import notice_may_carry_reason
 
 MAX_REMEMBERED_REQUESTS = 200
 
@@ -216,7 +217,10 @@ class _Builder:
                         recipient_unit=unit,
                         recipient_role=role,
                         subject=subject,
-                        body=body,
+                        # Read scoping reaches the notices too: a referral's reason goes only to
+                        # the roles that may read referral details (domain.visibility).
+                        body=body if notice_may_carry_reason(role, entry.event, entry.data)
+                        else _body(s, entry, with_reason=False),
                     )
                 )
 
@@ -251,7 +255,7 @@ def _subject(s: CaseState, event: str) -> str:
     return f"【督察整改】案件 {s.case_no}:{event_label_zh(event)}"
 
 
-def _body(s: CaseState, entry: LedgerEntry) -> str:
+def _body(s: CaseState, entry: LedgerEntry, with_reason: bool = True) -> str:
     lines = [
         f"案件编号 Case: {s.case_no}",
         f"问题 Title: {s.filing.title}",
@@ -260,7 +264,7 @@ def _body(s: CaseState, entry: LedgerEntry) -> str:
     ]
     if s.deadline is not None:
         lines.append(f"期限 Due: {s.deadline.due_date} 24:00 (Asia/Shanghai)")
-    if entry.reason:
+    if entry.reason and with_reason:
         lines.append(f"说明 Reason: {entry.reason}")
     lines.append(f"操作人 By: {entry.actor.user_id} ({entry.actor.role}, {entry.actor.unit})")
     return "\n".join(lines)

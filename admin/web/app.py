@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from admin import auth
+from admin.readmodel import ReadDenied, ReadModel
 from admin.service import (
     FIELD_LABELS_ZH,
     ActionRefused,
@@ -63,6 +64,7 @@ from domain.enums import (
 from domain.errors import InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 from domain.model import CRITERIA_LABELS_ZH, criterion_required
+from domain.visibility import HomeUnits
 
 HERE = Path(__file__).resolve().parent
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -114,6 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             calendar=load_calendar(settings.calendar_overrides_file),
             office_unit=policy.office_unit,
         )
+        # Every read shown to a user goes through the read model (domain.visibility's rules).
+        app.state.reads = ReadModel(pool=pool, client=client, calendar=app.state.service.calendar,
+                                    home=HomeUnits(office=policy.office_unit, discipline=policy.discipline_unit))
         log.info("console_started", task_queue=settings.task_queue)
         try:
             yield
@@ -128,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def svc(request: Request) -> Service:
         return request.app.state.service
+
+    def reads(request: Request) -> ReadModel:
+        return request.app.state.reads
 
     def remote(request: Request) -> str:
         return request.client.host if request.client else ""
@@ -152,7 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise Forbidden("审计人员只读,不能提交操作 (auditors are read-only)")
 
     def page(request: Request, name: str, s: auth.Session | None, status: int = 200, **ctx: Any) -> HTMLResponse:
-        ctx.update(request=request, user=s.user if s else None, csrf=s.csrf_token if s else "")
+        ctx.update(request=request, user=s.user if s else None, csrf=s.csrf_token if s else "",
+                   views=reads(request).views(s.user) if s else set())
         return templates.TemplateResponse(request, name, ctx, status_code=status)
 
     async def api_user(request: Request) -> User:
@@ -173,6 +182,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return page(request, "error.html", None, status=403, message=exc.message)
+
+    @app.exception_handler(ReadDenied)
+    async def _read_denied(request: Request, exc: ReadDenied) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "NotAuthorizedError", "message": exc.message}, status_code=403)
         return page(request, "error.html", None, status=403, message=exc.message)
 
     @app.exception_handler(_ApiError)
@@ -227,7 +242,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/my", response_class=HTMLResponse)
     async def my_work(request: Request) -> Response:
         s = await session(request)
-        rows = await svc(request).my_work(s.user)
+        rows = await reads(request).my_work(s.user)
         return page(request, "my.html", s, rows=rows, nav="my")
 
     @app.get("/cases", response_class=HTMLResponse)
@@ -235,24 +250,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = await session(request)
         try:
             f = CaseFilter.from_params(request.query_params)
+            rows, total = await reads(request).list_cases(s.user, f)
         except FormError as e:
             return page(request, "error.html", s, status=400, message=str(e))
-        rows, total = await svc(request).list_cases(f)
-        opts = await svc(request).filter_options()
+        opts = await reads(request).filter_options(s.user)
         pages = max(1, (total + f.page_size - 1) // f.page_size)
         return page(request, "cases.html", s, rows=rows, total=total, f=f, pages=pages, opts=opts, nav="cases")
 
     @app.get("/cases/export.{fmt}")
     async def export(request: Request, fmt: str) -> Response:
-        await session(request)
-        return await _export(request, fmt)
+        s = await session(request)
+        return await _export(request, s.user, fmt)
 
-    async def _export(request: Request, fmt: str) -> Response:
+    async def _export(request: Request, user: User, fmt: str) -> Response:
         try:
             f = CaseFilter.from_params(request.query_params)
+            rows = await reads(request).export_rows(user, f)
         except FormError as e:
             return JSONResponse({"error": "InvalidInput", "message": str(e)}, status_code=400)
-        rows = await svc(request).all_cases(f)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
         if fmt == "xlsx":
             return Response(export_xlsx(rows), media_type=(
@@ -271,34 +286,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def _case_page(request: Request, s: auth.Session, case_no: str, ok: str = "", error: str = "",
                          status: int = 200) -> Response:
-        view = await svc(request).case_view(s.user, case_no)
-        if view is None:
+        view = await reads(request).case_view(s.user, case_no)
+        if view is None:  # not filed, or not this user's to see: the same answer (no probing)
             return page(request, "error.html", s, status=404, message=f"没有编号为 {case_no} 的案件 (no such case)")
         return page(request, "case.html", s, status=status, v=view, ok=ok, error=error, nav="cases",
                     request_id=uuid.uuid4().hex)
 
     # ------------------------------------------------------------ audit (read-only)
 
-    def auditor(s: auth.Session) -> None:
-        if not s.user.may_audit:
-            raise Forbidden("仅审计人员和整改办可查看审计页 (the audit pages are for auditors and the office)")
-
     @app.get("/audit", response_class=HTMLResponse)
     async def audit_index(request: Request, case_no: str = "") -> Response:
         s = await session(request)
-        auditor(s)
+        runs = await reads(request).audit_index(s.user)
         if case_no.strip():
             return RedirectResponse(f"/audit/cases/{quote(case_no.strip())}", status_code=303)
-        runs = await request.app.state.pool.fetch(
-            """SELECT case_no, count(*) AS runs, sum(event_count) AS events, max(close_time) AS last_close
-               FROM history_archive GROUP BY case_no ORDER BY max(close_time) DESC LIMIT 200""")
         return page(request, "audit_index.html", s, runs=runs, nav="audit")
 
     @app.get("/audit/cases/{case_no}", response_class=HTMLResponse)
     async def audit_case(request: Request, case_no: str) -> Response:
         s = await session(request)
-        auditor(s)
-        report = await svc(request).audit_report(case_no)
+        report = await reads(request).audit_report(s.user, case_no)
         if report is None:
             return page(request, "error.html", s, status=404,
                         message=f"案件 {case_no} 在归档和服务器上都没有工作流历史 (no workflow history for this case)")
@@ -307,10 +314,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/audit/cases/{case_no}/timeline.{fmt}")
     async def audit_export(request: Request, case_no: str, fmt: str) -> Response:
         s = await session(request)
-        auditor(s)
         if fmt not in ("html", "pdf"):
             return page(request, "error.html", s, status=400, message=f"未知格式 unknown format {fmt!r} (html, pdf)")
-        report = await svc(request).audit_report(case_no, verify=False)
+        report = await reads(request).audit_report(s.user, case_no, verify=False)
         if report is None:
             return page(request, "error.html", s, status=404, message=f"案件 {case_no} 没有工作流历史 (no history)")
         from audit import timeline as tl
@@ -392,7 +398,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/dashboard", response_class=HTMLResponse)
     async def dashboard(request: Request) -> Response:
         s = await session(request)
-        d = await svc(request).dashboard()
+        d = await reads(request).dashboard(s.user)
         return page(request, "dashboard.html", s, d=d, nav="dashboard")
 
     # Issue 9: blocked cases, UNBLOCK and the watchdog's nudges (admin/web/runtime.py).
@@ -411,41 +417,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/api/v1/my-work")
     async def api_my_work(request: Request) -> Response:
         user = await api_user(request)
-        return JSONResponse({"cases": _jsonable(await svc(request).my_work(user))})
+        return JSONResponse({"cases": _jsonable(await reads(request).my_work(user))})
 
     @app.get("/api/v1/cases")
     async def api_cases(request: Request) -> Response:
-        await api_user(request)
+        user = await api_user(request)
         try:
             f = CaseFilter.from_params(request.query_params)
+            rows, total = await reads(request).list_cases(user, f)
         except FormError as e:
             raise _ApiError(400, "InvalidInput", str(e)) from None
-        rows, total = await svc(request).list_cases(f)
         return JSONResponse({"total": total, "page": f.page, "page_size": f.page_size, "cases": _jsonable(rows)})
 
     @app.get("/api/v1/export.{fmt}")
     async def api_export(request: Request, fmt: str) -> Response:
-        await api_user(request)
-        return await _export(request, fmt)
+        user = await api_user(request)
+        return await _export(request, user, fmt)
 
     @app.get("/api/v1/cases/{case_no}")
     async def api_case(request: Request, case_no: str) -> Response:
         user = await api_user(request)
-        view = await svc(request).case_view(user, case_no)
-        if view is None:
+        view = await reads(request).case_view(user, case_no)
+        if view is None:  # not filed, or not this user's to see: the same answer (no probing)
             raise _ApiError(404, "CaseNotFoundError", f"no case {case_no} has been filed")
-        state = view.pop("state")
-        view["allowed_actions"] = [{"action": a.value, "label_zh": ACTION_LABELS_ZH[a], "role": r.value,
-                                    "fields": [{"name": n, "required": req} for n, req in form_fields(a)]}
-                                   for a, r in view.pop("allowed").items()]
-        view["live"] = state is not None
-        if state is not None:
-            view["measures_done"] = state.measures_done
-            view["referrals"] = [r.model_dump(mode="json") for r in state.referrals]
-            view["posting"] = state.posting.model_dump(mode="json") if state.posting else None
-            view["extension_request"] = (state.extension_request.model_dump(mode="json")
-                                         if state.extension_request else None)
-        return JSONResponse(_jsonable(view))
+        return JSONResponse(_jsonable(ReadModel.case_api(view, form_fields)))
 
     @app.post("/api/v1/cases/{case_no}/actions/{action}")
     async def api_act(request: Request, case_no: str, action: str) -> Response:
@@ -460,8 +455,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             result = await svc(request).perform(user, case_no, act, body, request_id=_request_id(body.get("request_id")))
         except ActionRefused as e:
             status = 422 if e.error_type in ("InvalidInput", "MissingInputError") else 409
-            if e.error_type == "CaseNotFoundError":
-                status = 404
+            if e.error_type == "CaseNotFoundError" or not await reads(request).may_see(user, case_no):
+                # A case the user may not see answers as one that does not exist (the refusal is recorded).
+                raise _ApiError(404, "CaseNotFoundError", f"no case {case_no} has been filed") from None
             raise _ApiError(status, e.error_type, e.message) from None
         return JSONResponse(result.model_dump(mode="json"))
 
@@ -497,8 +493,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/dashboard")
     async def api_dashboard(request: Request) -> Response:
-        await api_user(request)
-        return JSONResponse(_jsonable(await svc(request).dashboard()))
+        user = await api_user(request)
+        return JSONResponse(_jsonable(await reads(request).dashboard(user)))
 
     return app
 

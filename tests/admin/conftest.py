@@ -42,6 +42,8 @@ USERS: dict[str, tuple[str, list[str]]] = {
     "lead2": (LEAD2.unit, ["LEAD_SUPERVISOR"]),
     "discipline": ("纪委监委", ["DISCIPLINE_COMMISSION"]),
     "auditor": ("审计组", ["AUDITOR"]),
+    "citizen": ("公众", ["PUBLIC"]),
+    "citizen2": ("公众", ["PUBLIC"]),
     "lockme": ("整改办", ["RECTIFICATION_OFFICE"]),
 }
 

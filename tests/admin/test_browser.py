@@ -114,31 +114,36 @@ async def test_unit_submits_completion_and_supervisor_passes_prelim_review(conso
     await lead.context.close()
 
 
-async def test_another_unit_sees_no_button_and_a_forged_post_is_refused(console: Console, browser: Browser) -> None:
+async def test_another_unit_cannot_open_the_case_and_a_forged_post_is_refused(console: Console, browser: Browser) -> None:
     case_no = await file_via_api(console, console.case_record())
     await act_via_api(console, "office", case_no, "TRANSFER")
     other = await login(browser, console, "ru-other")
-    await other.goto(f"{console.url}/cases/{case_no}")
-    await expect(other.locator("[data-testid=no-actions]")).to_be_visible()
-    assert await other.locator("[data-testid^=open-]").count() == 0
-    await shot(other, "case-other-unit-no-actions")
+    # Read scoping: another unit's case answers like one that does not exist.
+    resp = await other.goto(f"{console.url}/cases/{case_no}")
+    assert resp is not None and resp.status == 404
+    await expect(other.locator("[role=alert]")).to_contain_text("没有编号为")
+    assert "湘江源头尾矿库" not in await other.content()
+    await shot(other, "case-other-unit-not-found")
     ledger_before = await console.pool.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1", case_no)
     csrf = await other.locator("input[name=csrf_token]").first.get_attribute("value")
-    # The forged form carries its own valid CSRF token and even names another actor: ignored, refused.
+    # The forged form carries its own valid CSRF token and even names another actor: ignored, refused,
+    # and answered like a case that does not exist; the refusal is recorded with the real actor.
     resp = await other.request.post(
         f"{console.url}/cases/{case_no}/act/ACKNOWLEDGE",
         form={"csrf_token": csrf, "actor": "ru", "unit": "蓝山县人民政府", "user_id": "ru"},
     )
-    assert resp.status == 409
+    assert resp.status == 404
     body = await resp.text()
-    assert "被拒绝" in body and "is not a responsible unit of case" in body
+    assert "没有编号为" in body and "湘江源头尾矿库" not in body
     await other.set_content(body)
     await shot(other, "forged-post-refused")
     assert await console.pool.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1", case_no) == ledger_before
     refused = await console.pool.fetchrow(
-        "SELECT actor_user, actor_unit, error_type FROM refused_action WHERE case_no = $1 ORDER BY id DESC LIMIT 1",
+        "SELECT actor_user, actor_unit, error_type, message FROM refused_action WHERE case_no = $1 ORDER BY id DESC LIMIT 1",
         case_no)
-    assert dict(refused) == {"actor_user": "ru-other", "actor_unit": "宁远县人民政府", "error_type": "NotAuthorizedError"}
+    assert (refused["actor_user"], refused["actor_unit"], refused["error_type"]) == (
+        "ru-other", "宁远县人民政府", "NotAuthorizedError")
+    assert "is not a responsible unit of case" in refused["message"]
     await other.context.close()
 
 

@@ -93,8 +93,14 @@ async def test_file_show_act_and_refusals(console: Console, tmp_path: Path) -> N
     assert "已交办待签收 TRANSFERRED" in out
     # Refusals: the validator's reason, exit 3, nothing in the ledger.
     rows = await console.pool.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1", case_no)
+    # Another unit's case answers like a case that does not exist (read scoping); the refusal is recorded.
     p = await console.cli("act", case_no, "ACKNOWLEDGE", user="ru-other")
-    assert p.returncode == 3 and "is not a responsible unit of case" in p.stderr
+    assert p.returncode == 1 and f"no case {case_no}" in p.stderr
+    assert await console.pool.fetchval(
+        "SELECT error_type FROM refused_action WHERE case_no = $1 AND actor_user = 'ru-other' ORDER BY id DESC LIMIT 1",
+        case_no) == "NotAuthorizedError"
+    p = await console.cli("show", case_no, user="ru-other")
+    assert p.returncode == 1 and f"no case {case_no}" in p.stderr
     p = await console.cli("act", case_no, "PRELIM_PASS", user="lead", extra_env={})
     assert p.returncode == 3 and "PRELIM_PASS is not allowed in stage TRANSFERRED" in p.stderr
     p = await console.cli("act", case_no, "ACKNOWLEDGE", user="office")
