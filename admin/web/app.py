@@ -405,7 +405,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from admin.web import runtime as _runtime
 
     _runtime.register(app, page=page, session=session, post_session=post_session, writer=writer,
-                      client=lambda r: svc(r).client, forbidden=Forbidden)
+                      client=lambda r: svc(r).client, forbidden=Forbidden, reads=reads)
 
     # ------------------------------------------------------------ JSON API (casectl)
 

@@ -1,6 +1,7 @@
 """The office's runtime page (运行监控 Runtime, issue 9): blocked cases with their error and the
-UNBLOCK form, and the escalation watchdog's nudges. Visible to the rectification office and
-auditors (read-only); only the office unblocks (domain/blocking.py decides, in the workflow)."""
+UNBLOCK form, and the escalation watchdog's nudges. Who may open it is domain.visibility's
+View.RUNTIME (the office and auditors); only the office unblocks (domain/blocking.py decides, in
+the workflow)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.blocking import UNBLOCK_MODE_LABELS_ZH, UnblockMode, UnblockRequest
 from domain.enums import Role
+from domain.visibility import View
 from workflows import client as ops
 
 _BLOCKED = """
@@ -40,15 +42,14 @@ async def runtime_view(pool: asyncpg.Pool) -> dict[str, Any]:
 
 def register(
     app: FastAPI, *, page: Callable[..., HTMLResponse], session: Callable, post_session: Callable,
-    writer: Callable, client: Callable[[Request], Any], forbidden: type[Exception],
+    writer: Callable, client: Callable[[Request], Any], forbidden: type[Exception], reads: Callable,
 ) -> None:
     """Add GET /runtime and POST /runtime/{case_no}/unblock to the console."""
 
     @app.get("/runtime", response_class=HTMLResponse)
     async def runtime(request: Request, done: str = "", error: str = "") -> Response:
         s = await session(request)
-        if not s.user.may_audit:
-            raise forbidden("运行监控仅限整改办与审计人员 (runtime page: rectification office and auditors only)")
+        reads(request).require(s.user, View.RUNTIME)  # domain.visibility: the office and auditors
         view = await runtime_view(request.app.state.pool)
         may_unblock = Role.RECTIFICATION_OFFICE in s.user.roles
         return page(request, "runtime.html", s, nav="runtime", v=view, may_unblock=may_unblock,
@@ -58,6 +59,7 @@ def register(
     async def unblock(request: Request, case_no: str) -> Response:
         s, form = await post_session(request)
         writer(s)
+        reads(request).require(s.user, View.RUNTIME)
         if Role.RECTIFICATION_OFFICE not in s.user.roles:
             raise forbidden("只有整改办可以解除阻塞 (only the rectification office may UNBLOCK)")
         try:
