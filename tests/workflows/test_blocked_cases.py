@@ -27,7 +27,7 @@ from config import Settings
 from domain.blocking import PERMANENT_DATA_ERROR, UNCLASSIFIED_ERROR, UnblockMode, UnblockRequest
 from domain.enums import Action, Stage
 from domain.model import DeadlineRequest
-from tests.harness import OFFICE, RU, CaseDriver, make_filing
+from tests.harness import OFFICE, RU, CaseDriver, end_started_cases, make_filing
 from worker import sandbox_runner
 from workflows import client as ops
 from workflows.case_workflow import CaseWorkflow
@@ -66,7 +66,10 @@ async def faulty_worker(ts_client: Client, pool: asyncpg.Pool, task_queue: str) 
     acts.poison, acts.flaky, acts.broken = set(), {}, set()
     async with Worker(ts_client, task_queue=task_queue, workflows=[CaseWorkflow], activities=acts.all(),
                       workflow_runner=sandbox_runner()):
-        yield acts
+        try:
+            yield acts
+        finally:
+            await end_started_cases(ts_client)
 
 
 async def _blocked_search_attribute(client: Client, case_no: str) -> str | None:

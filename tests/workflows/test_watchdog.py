@@ -16,7 +16,7 @@ from activities.case_activities import CaseActivities
 from activities.watchdog import watchdog_pass
 from config import Settings
 from domain.enums import Action, Stage
-from tests.harness import OFFICE, CaseDriver, make_filing
+from tests.harness import OFFICE, CaseDriver, end_started_cases, make_filing
 from workflows.case_workflow import CaseWorkflow
 from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, CaseWorkflowResult
 
@@ -42,7 +42,10 @@ async def lost_timer_worker(ts_client: Client, pool: asyncpg.Pool, task_queue: s
     acts = CaseActivities(pool, "", Settings().calendar_overrides_file)
     async with Worker(ts_client, task_queue=task_queue, workflows=[LostTimerCaseWorkflow],
                       activities=acts.all(), workflow_runner=UnsandboxedWorkflowRunner()):
-        yield
+        try:
+            yield
+        finally:
+            await end_started_cases(ts_client)
 
 
 async def test_the_watchdog_nudges_a_case_that_missed_its_deadline_and_sees_it_heal(
