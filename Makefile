@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run console test test-fast lint bench clean browser
+.PHONY: setup run console test test-fast lint bench bench-cost clean browser
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ SCALE ?= small
 bench: setup
 	$(PY) -m pip install --quiet 'py-spy>=0.4'  # the [bench] extra: profiles the worker
 	$(PY) -m bench.run --scale $(SCALE) $(ARGS)
+
+# Issue 15's cost workload: engine vs minimal floor vs history-shaped floor (bench/README.md, "Cost per case").
+bench-cost: setup
+	$(PY) -m pip install --quiet 'py-spy>=0.4'
+	$(PY) -m bench.cost --scale $(SCALE) $(ARGS)
 
 lint: setup
 	$(PY) -m pip install --quiet ruff

@@ -62,6 +62,12 @@ class Settings:
     policy_file: str = ""
     calendar_overrides_file: str = field(default_factory=lambda: str(ROOT / "deploy" / "calendar_overrides.json"))
     max_cached_workflows: int = 2000
+    # Worker sizing (README "Sizing a worker"); 0 leaves the SDK's default (100 / 100 / 5 / 5).
+    max_concurrent_workflow_tasks: int = 10
+    max_concurrent_activities: int = 20
+    workflow_task_pollers: int = 0
+    activity_task_pollers: int = 0
+    notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
     log_json: bool = False
@@ -73,6 +79,16 @@ class Settings:
     console_session_max_hours: int = 12
     console_lockout_failures: int = 5
     console_lockout_minutes: int = 15
+    # Hostile input (issue 10): login throttling (failures before delays start, per account
+    # uses console_lockout_failures; per address this many), delays doubling from the base up
+    # to the maximum, counted over console_lockout_minutes; upload limits; action signing key(s).
+    console_throttle_address_failures: int = 30
+    console_throttle_base_ms: int = 1000
+    console_throttle_max_seconds: int = 60
+    console_upload_max_bytes: int = 5 * 1024 * 1024
+    console_import_max_unzipped_bytes: int = 50 * 1024 * 1024
+    console_import_max_rows: int = 2000
+    action_signing_key: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -97,6 +113,11 @@ class Settings:
             policy_file=_env("POLICY_FILE", d.policy_file),
             calendar_overrides_file=_env("CALENDAR_OVERRIDES_FILE", d.calendar_overrides_file),
             max_cached_workflows=_int("WORKER_MAX_CACHED_WORKFLOWS", d.max_cached_workflows),
+            max_concurrent_workflow_tasks=_int("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", d.max_concurrent_workflow_tasks),
+            max_concurrent_activities=_int("WORKER_MAX_CONCURRENT_ACTIVITIES", d.max_concurrent_activities),
+            workflow_task_pollers=_int("WORKER_WORKFLOW_TASK_POLLERS", d.workflow_task_pollers),
+            activity_task_pollers=_int("WORKER_ACTIVITY_TASK_POLLERS", d.activity_task_pollers),
+            notice_batch_size=_int("NOTICE_BATCH_SIZE", d.notice_batch_size),
             archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),
             log_json=_bool("LOG_JSON", d.log_json),
@@ -107,6 +128,15 @@ class Settings:
             console_session_max_hours=_int("CONSOLE_SESSION_MAX_HOURS", d.console_session_max_hours),
             console_lockout_failures=_int("CONSOLE_LOCKOUT_FAILURES", d.console_lockout_failures),
             console_lockout_minutes=_int("CONSOLE_LOCKOUT_MINUTES", d.console_lockout_minutes),
+            console_throttle_address_failures=_int("CONSOLE_THROTTLE_ADDRESS_FAILURES",
+                                                   d.console_throttle_address_failures),
+            console_throttle_base_ms=_int("CONSOLE_THROTTLE_BASE_MS", d.console_throttle_base_ms),
+            console_throttle_max_seconds=_int("CONSOLE_THROTTLE_MAX_SECONDS", d.console_throttle_max_seconds),
+            console_upload_max_bytes=_int("CONSOLE_UPLOAD_MAX_BYTES", d.console_upload_max_bytes),
+            console_import_max_unzipped_bytes=_int("CONSOLE_IMPORT_MAX_UNZIPPED_BYTES",
+                                                   d.console_import_max_unzipped_bytes),
+            console_import_max_rows=_int("CONSOLE_IMPORT_MAX_ROWS", d.console_import_max_rows),
+            action_signing_key=_env("ACTION_SIGNING_KEY", d.action_signing_key),
         )
 
 

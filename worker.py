@@ -66,6 +66,20 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def worker_tuning(settings: Settings) -> dict[str, object]:
+    """Worker sizing from the settings (README "Sizing a worker"); unset values keep the SDK's."""
+    kw: dict[str, object] = {"max_cached_workflows": settings.max_cached_workflows}
+    if settings.max_concurrent_workflow_tasks > 0:
+        kw["max_concurrent_workflow_tasks"] = settings.max_concurrent_workflow_tasks
+    if settings.max_concurrent_activities > 0:
+        kw["max_concurrent_activities"] = settings.max_concurrent_activities
+    if settings.workflow_task_pollers > 0:
+        kw["max_concurrent_workflow_task_polls"] = settings.workflow_task_pollers
+    if settings.activity_task_pollers > 0:
+        kw["max_concurrent_activity_task_polls"] = settings.activity_task_pollers
+    return kw
+
+
 def build_worker(
     client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str | None = None
 ) -> Worker:
@@ -77,9 +91,19 @@ def build_worker(
         workflows=[CaseWorkflow],
         activities=acts.all(),
         workflow_runner=sandbox_runner(),
-        max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=_signing_interceptors(settings),
+        **worker_tuning(settings),  # type: ignore[arg-type]
     )
+
+
+def _signing_interceptors(settings: Settings) -> list:
+    """With ACTION_SIGNING_KEY set, the `act` validator refuses unsigned requests (workflows/signing.py)."""
+    from domain.signing import parse_keys
+    from workflows.signing import ActionSigningInterceptor
+
+    keys = parse_keys(settings.action_signing_key)
+    return [ActionSigningInterceptor(keys)] if keys else []
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
@@ -125,7 +149,8 @@ async def run_worker(
     try:
         client = await connect_client(settings, identity=f"case-worker@{os.getpid()}")
         workers = [build_worker(client, pool, settings), *(extra_workers(client) if extra_workers else [])]
-        sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds)
+        sender = NoticeSender(pool, smtp_config(settings), settings.notice_poll_seconds,
+                              batch_size=settings.notice_batch_size)
         parts: dict[str, asyncio.Task] = {"notice-sender": asyncio.create_task(sender.run(stop))}
         if settings.archive_poll_seconds > 0:
             from audit.archive import run_archiver

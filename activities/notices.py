@@ -1,9 +1,10 @@
 """Delivers notices from the outbox: to the in-app inbox and by e-mail (SMTP).
 
 The outbox row is written in the same transaction as its ledger row, so a
-notice is never lost. Delivery claims one row at a time (FOR UPDATE SKIP
-LOCKED, so several senders can run), writes the inbox row, sends the e-mail
-and marks it sent in that transaction. What is recorded as sent is never sent
+notice is never lost. Delivery claims a batch of due rows (up to
+NOTICE_BATCH_SIZE, FOR UPDATE SKIP LOCKED, so several senders can run), writes
+their inbox rows in one statement, sends the e-mails (a few at a time) and
+marks each sent or backed off, all in that one transaction. What is recorded as sent is never sent
 again; a crash between the SMTP hand-off and the commit resends the same
 message with the same Message-ID, derived from the notice key, so the receiver
 (or an operator) can recognise the duplicate.
@@ -23,6 +24,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
+SMTP_CONCURRENCY = 10  # e-mails of one batch handed to the relay at once
 
 _CLAIM = """
 SELECT o.notice_key, o.case_no, o.recipient_unit, o.subject, o.body, o.attempts,
@@ -30,7 +32,7 @@ SELECT o.notice_key, o.case_no, o.recipient_unit, o.subject, o.body, o.attempts,
 FROM outbox o LEFT JOIN unit_directory u ON u.unit = o.recipient_unit
 WHERE o.status = 'PENDING' AND o.next_attempt_at <= clock_timestamp()
 ORDER BY o.next_attempt_at
-LIMIT 1
+LIMIT $1
 FOR UPDATE OF o SKIP LOCKED
 """
 
@@ -68,10 +70,12 @@ class SmtpConfig:
 class NoticeSender:
     """Drains the outbox; run `run()` as a task beside the worker."""
 
-    def __init__(self, pool: asyncpg.Pool, smtp: SmtpConfig, poll_seconds: float = 2.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, smtp: SmtpConfig, poll_seconds: float = 2.0,
+                 batch_size: int = 100) -> None:
         self._pool = pool
         self._smtp = smtp
         self._poll = poll_seconds
+        self._batch = max(1, batch_size)
 
     def build_email(self, key: str, to: str, subject: str, body: str) -> EmailMessage:
         msg = EmailMessage()
@@ -97,48 +101,84 @@ class NoticeSender:
 
     async def deliver_one(self) -> bool:
         """Deliver the next due notice, if any. Returns False when nothing was due."""
+        return await self.deliver_batch(1) > 0
+
+    async def deliver_batch(self, limit: int | None = None) -> int:
+        """Deliver up to `limit` due notices (default: the batch size) in ONE transaction.
+
+        Returns how many were handled (delivered or backed off); 0 when nothing was due.
+        The rows stay locked (SKIP LOCKED for other senders) until the commit, which writes
+        their inbox rows and marks them: a crash before the commit delivers nothing and the
+        whole batch is claimed again (the e-mails already handed to SMTP go again, with the
+        same Message-ID, as with one row per transaction).
+        """
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_CLAIM)
-            if row is None:
-                return False
-            key = row["notice_key"]
+            rows = await conn.fetch(_CLAIM, max(1, limit or self._batch))
+            if not rows:
+                return 0
             await conn.execute(
                 """INSERT INTO inbox (notice_key, unit, case_no, subject, body)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (notice_key) DO NOTHING""",
-                key, row["recipient_unit"], row["case_no"], row["subject"], row["body"],
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                   ON CONFLICT (notice_key) DO NOTHING""",
+                [r["notice_key"] for r in rows], [r["recipient_unit"] for r in rows],
+                [r["case_no"] for r in rows], [r["subject"] for r in rows], [r["body"] for r in rows],
             )
-            wants_email = self._smtp.enabled and row["email"] and row["email_sent_at"] is None
-            if wants_email:
+            wants = [bool(self._smtp.enabled and r["email"] and r["email_sent_at"] is None) for r in rows]
+            errors = await self._send_all([r for r, w in zip(rows, wants, strict=True) if w])
+            failed = [r for r in rows if r["notice_key"] in errors]
+            if failed:
+                backoffs = [min(timedelta(seconds=5 * 2 ** min(r["attempts"], 12)), MAX_BACKOFF) for r in failed]
+                await conn.execute(
+                    """UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.err,
+                           next_attempt_at = clock_timestamp() + f.backoff,
+                           inbox_at = coalesce(o.inbox_at, clock_timestamp())
+                       FROM unnest($1::text[], $2::text[], $3::interval[]) AS f(key, err, backoff)
+                       WHERE o.notice_key = f.key""",
+                    [r["notice_key"] for r in failed], [errors[r["notice_key"]] for r in failed], backoffs,
+                )
+                for r, b in zip(failed, backoffs, strict=True):
+                    log.warning("notice_email_failed", notice_key=r["notice_key"], error=errors[r["notice_key"]],
+                                retry_in=str(b))
+            done = [(r, w) for r, w in zip(rows, wants, strict=True) if r["notice_key"] not in errors]
+            if done:
+                await conn.execute(
+                    """UPDATE outbox o SET status = 'DELIVERED', attempts = o.attempts + 1,
+                           delivered_at = clock_timestamp(), last_error = NULL,
+                           inbox_at = coalesce(o.inbox_at, clock_timestamp()),
+                           email_to = CASE WHEN d.sent THEN d.email ELSE o.email_to END,
+                           email_sent_at = CASE WHEN d.sent THEN clock_timestamp() ELSE o.email_sent_at END
+                       FROM unnest($1::text[], $2::bool[], $3::text[]) AS d(key, sent, email)
+                       WHERE o.notice_key = d.key""",
+                    [r["notice_key"] for r, _ in done], [w for _, w in done], [r["email"] for r, _ in done],
+                )
+        if done:
+            log.info("notices_delivered", count=len(done), emails=sum(w for _, w in done),
+                     first_key=done[0][0]["notice_key"])
+        return len(rows)
+
+    async def _send_all(self, rows: list[asyncpg.Record]) -> dict[str, str]:
+        """E-mail each row (at most `SMTP_CONCURRENCY` at once); the errors by notice key."""
+        errors: dict[str, str] = {}
+        sem = asyncio.Semaphore(SMTP_CONCURRENCY)
+
+        async def one(r: asyncpg.Record) -> None:
+            async with sem:
                 try:
-                    await self._send(self.build_email(key, row["email"], row["subject"], row["body"]))
+                    await self._send(self.build_email(r["notice_key"], r["email"], r["subject"], r["body"]))
                 except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
-                    backoff = min(timedelta(seconds=5 * 2 ** min(row["attempts"], 12)), MAX_BACKOFF)
-                    await conn.execute(
-                        """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-                               next_attempt_at = clock_timestamp() + $3,
-                               inbox_at = coalesce(inbox_at, clock_timestamp())
-                           WHERE notice_key = $1""",
-                        key, f"{type(e).__name__}: {e}", backoff,
-                    )
-                    log.warning("notice_email_failed", notice_key=key, error=str(e), retry_in=str(backoff))
-                    return True
-            await conn.execute(
-                """UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1,
-                       delivered_at = clock_timestamp(), last_error = NULL,
-                       inbox_at = coalesce(inbox_at, clock_timestamp()),
-                       email_to = CASE WHEN $2 THEN $3 ELSE email_to END,
-                       email_sent_at = CASE WHEN $2 THEN clock_timestamp() ELSE email_sent_at END
-                   WHERE notice_key = $1""",
-                key, bool(wants_email), row["email"],
-            )
-            log.info("notice_delivered", notice_key=key, email=bool(wants_email))
-            return True
+                    errors[r["notice_key"]] = f"{type(e).__name__}: {e}"
+
+        await asyncio.gather(*(one(r) for r in rows))
+        return errors
 
     async def drain(self, limit: int = 10_000) -> int:
-        """Deliver every due notice (up to `limit`); returns how many were handled."""
+        """Deliver every due notice (up to about `limit`), batch by batch; returns how many were handled."""
         n = 0
-        while n < limit and await self.deliver_one():
-            n += 1
+        while n < limit:
+            got = await self.deliver_batch(min(self._batch, limit - n))
+            if not got:
+                break
+            n += got
         return n
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,4 +1,4 @@
-"""Login with lock-out, server-side sessions with CSRF tokens, and API tokens for casectl.
+"""Login with throttling, server-side sessions with CSRF tokens, and API tokens for casectl.
 
 Cookies and API tokens are random 32-byte values; the database keeps only
 their sha256, so a copy of the tables does not let anyone log in.
@@ -6,8 +6,10 @@ their sha256, so a copy of the tables does not let anyone log in.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
-from admin.users import User, _user, dummy_verify, verify_password
+from admin.users import DUMMY_HASH, USERNAME_RE, User, _user, verify_password
 from config import Settings
+from domain.text import printable_one_line
 
 log = structlog.get_logger("admin.auth")
 
@@ -47,61 +50,100 @@ def csrf_ok(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
+class ThrottledError(LoginError):
+    """Too many recent failures for this account or address: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+THROTTLED_MESSAGE = "尝试次数过多,请 {s} 秒后再试 (too many attempts: try again in {s} s)"
+MAX_USERNAME = 64  # longer names are never looked up, and stored cut to this length
+
+
+def stored_username(username: str) -> str:
+    """The user name as recorded in login_attempt: control characters escaped, bounded."""
+    return printable_one_line(username)[:MAX_USERNAME]
+
+
+def throttle_delay(failures: int, free: int, base_ms: int, max_seconds: int) -> float:
+    """Seconds to wait after `failures` recent failures: none for the first `free`, then doubling."""
+    if failures < free:
+        return 0.0
+    return min(float(max_seconds), base_ms / 1000.0 * 2 ** min(failures - free, 30))
+
+
+async def throttle_wait(pool: asyncpg.Pool | asyncpg.Connection, settings: Settings, username: str, remote: str,
+                        now: datetime) -> float:
+    """Seconds before this account (by name, existing or not) and this address may try again.
+
+    Failures count over the last CONSOLE_LOCKOUT_MINUTES, for an account since its last success or
+    unlock. Nothing is locked: the wait grows with each failure and ends by itself, so nobody can
+    lock another user out for long, and an unknown name is throttled exactly like a real one.
+    """
+    since = now - timedelta(minutes=settings.console_lockout_minutes)
+    row = await pool.fetchrow(
+        """WITH acct AS (
+               SELECT count(*) AS n, max(at) AS last FROM login_attempt
+               WHERE username = $1 AND outcome = 'FAILURE' AND at > GREATEST($3, COALESCE(
+                   (SELECT max(at) FROM login_attempt WHERE username = $1 AND outcome IN ('SUCCESS', 'UNLOCK')),
+                   $3))),
+           addr AS (
+               SELECT count(*) AS n, max(at) AS last FROM login_attempt
+               WHERE remote_addr = $2 AND $2 <> '' AND outcome = 'FAILURE' AND at > $3)
+           SELECT acct.n AS acct_n, acct.last AS acct_last, addr.n AS addr_n, addr.last AS addr_last
+           FROM acct, addr""",
+        username, remote, since,
+    )
+    wait = 0.0
+    for n, last, free in ((row["acct_n"], row["acct_last"], settings.console_lockout_failures),
+                          (row["addr_n"], row["addr_last"], settings.console_throttle_address_failures)):
+        delay = throttle_delay(n, free, settings.console_throttle_base_ms, settings.console_throttle_max_seconds)
+        if delay and last is not None:
+            wait = max(wait, (last + timedelta(seconds=delay) - now).total_seconds())
+    return wait
+
+
 async def login(pool: asyncpg.Pool, settings: Settings, username: str, password: str, remote: str = "") -> User:
-    """Check a password; count failures and lock the user after too many.
+    """Check a password, with throttling per account and per address.
+
+    The password hash is checked in a worker thread (argon2 would stall every other request
+    on the event loop). Unknown, disabled, administratively locked and wrong-password logins
+    all get GENERIC_LOGIN_ERROR after one hash check each: the same message, comparable time.
 
     Raises:
-        LoginError: wrong credentials, locked or disabled user.
+        ThrottledError: too many recent failures; nothing was checked.
+        LoginError: wrong credentials (or unknown, locked, disabled user).
     """
     now = datetime.now(UTC)
-    async with pool.acquire() as conn:
-        async with conn.transaction():  # commit the counting before refusing
-            error, row = await _check_login(conn, settings, username, password, remote, now)
-    if error:
-        raise LoginError(error)
-    log.info("login", username=username, remote=remote)
+    name = stored_username(username)
+    remote = printable_one_line(remote)[:100]
+    wait = await throttle_wait(pool, settings, name, remote, now)
+    if wait > 0:
+        secs = max(1, math.ceil(wait))
+        await _attempt(pool, name, "THROTTLED", remote, f"wait {secs}s")
+        log.warning("login_throttled", username=name, remote=remote, wait_s=secs)
+        raise ThrottledError(THROTTLED_MESSAGE.format(s=secs), secs)
+    valid_name = name == username and USERNAME_RE.match(username) is not None
+    row = await pool.fetchrow("SELECT * FROM console_user WHERE username = $1", name) if valid_name else None
+    ok = await asyncio.to_thread(verify_password, row["password_hash"] if row else DUMMY_HASH, password)
+    why = ("no such user" if row is None else "disabled" if row["disabled"]
+           else "locked by an administrator" if row["locked_until"] is not None and row["locked_until"] > now
+           else "" if ok else "wrong password")
+    if why:
+        await _attempt(pool, name, "FAILURE", remote, why)
+        log.warning("login_failed", username=name, remote=remote, why=why)
+        raise LoginError(GENERIC_LOGIN_ERROR)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE console_user SET failed_logins = 0, locked_until = NULL WHERE username = $1", name)
+        await _attempt(conn, name, "SUCCESS", remote, "")
+    log.info("login", username=name, remote=remote)
+    assert row is not None
     return _user(row)
 
 
-async def _check_login(
-    conn: asyncpg.Connection, settings: Settings, username: str, password: str, remote: str, now: datetime
-) -> tuple[str, asyncpg.Record | None]:
-    """(error message or "", user row); records the attempt and updates the failure count."""
-    row = await conn.fetchrow("SELECT * FROM console_user WHERE username = $1 FOR UPDATE", username)
-    if row is None:
-        dummy_verify(password)
-        await _attempt(conn, username, "FAILURE", remote, "no such user")
-        log.warning("login_failed", username=username, remote=remote, why="no such user")
-        return GENERIC_LOGIN_ERROR, None
-    if row["locked_until"] is not None and row["locked_until"] > now:
-        await _attempt(conn, username, "LOCKED", remote, f"locked until {row['locked_until'].isoformat()}")
-        log.warning("login_refused_locked", username=username, remote=remote)
-        mins = max(1, int((row["locked_until"] - now).total_seconds() // 60) + 1)
-        return f"账户已锁定,请约 {mins} 分钟后再试或联系管理员 (account locked; try again later)", None
-    if row["disabled"]:
-        await _attempt(conn, username, "FAILURE", remote, "disabled")
-        return GENERIC_LOGIN_ERROR, None
-    if not verify_password(row["password_hash"], password):
-        failures = row["failed_logins"] + 1
-        if failures >= settings.console_lockout_failures:
-            until = now + timedelta(minutes=settings.console_lockout_minutes)
-            await conn.execute(
-                "UPDATE console_user SET failed_logins = 0, locked_until = $2 WHERE username = $1", username, until
-            )
-            await _attempt(conn, username, "LOCKOUT", remote, f"{failures} failures; locked until {until.isoformat()}")
-            log.warning("login_lockout", username=username, remote=remote, failures=failures, until=until.isoformat())
-            return (f"密码错误次数过多,账户锁定 {settings.console_lockout_minutes} 分钟 "
-                    "(too many failed logins: account locked)"), None
-        await conn.execute("UPDATE console_user SET failed_logins = $2 WHERE username = $1", username, failures)
-        await _attempt(conn, username, "FAILURE", remote, f"wrong password ({failures})")
-        log.warning("login_failed", username=username, remote=remote, failures=failures)
-        return GENERIC_LOGIN_ERROR, None
-    await conn.execute("UPDATE console_user SET failed_logins = 0, locked_until = NULL WHERE username = $1", username)
-    await _attempt(conn, username, "SUCCESS", remote, "")
-    return "", row
-
-
-async def _attempt(conn: asyncpg.Connection, username: str, outcome: str, remote: str, detail: str) -> None:
+async def _attempt(conn: asyncpg.Pool | asyncpg.Connection, username: str, outcome: str, remote: str, detail: str) -> None:
     await conn.execute(
         "INSERT INTO login_attempt (username, outcome, remote_addr, detail) VALUES ($1, $2, $3, $4)",
         username, outcome, remote, detail,

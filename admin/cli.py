@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from domain.enums import ACTION_LABELS_ZH, STAGE_LABELS_ZH, Action, CaseKind, Stage
+from domain.text import strip_controls
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_AUTH = 0, 1, 2, 3, 4
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -96,11 +97,22 @@ def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> httpx.
     raise CliError(msg, EXIT_ERROR, body)
 
 
+def _safe(text: str) -> str:
+    """What reaches the terminal: case text may carry escape sequences; show them, never run them."""
+    return strip_controls(text)
+
+
+def _json_text(data: Any, **kw: Any) -> str:
+    # json escapes C0 controls itself; DEL and the C1 range (ensure_ascii=False) are escaped here.
+    return "".join(c if not (0x7F <= ord(c) <= 0x9F) else f"\\u{ord(c):04x}" for c in
+                   json.dumps(data, ensure_ascii=False, **kw))
+
+
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, indent=None if args.json_compact else 2))
+        print(_json_text(data, indent=None if args.json_compact else 2))
     else:
-        print(text)
+        print(_safe(text))
 
 
 def _stage(s: str) -> str:
@@ -515,9 +527,8 @@ def run(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except CliError as e:
         if getattr(args, "json", False):
-            print(json.dumps({"error": e.payload.get("error", "error"), "message": e.message, "status": e.status},
-                             ensure_ascii=False))
-        print(f"casectl: {e.message}", file=sys.stderr)
+            print(_json_text({"error": e.payload.get("error", "error"), "message": e.message, "status": e.status}))
+        print(_safe(f"casectl: {e.message}"), file=sys.stderr)
         return e.status
     except KeyboardInterrupt:
         return 130

@@ -41,10 +41,18 @@ from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
 from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
+from domain.text import MAX_TEXT, check_text, control_char, printable_one_line, strip_controls
 from workflows import client as ops
 from workflows.contracts import ActionResult
 
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # page numbers and sizes past this are refused (400), never an SQL overflow
+MAX_FILTER = 200  # characters of a filter value
+
+
+def _shown(raw: str) -> str:
+    """A refused value, safe to echo in an error message."""
+    return repr(printable_one_line(raw[:40]) + ("…" if len(raw) > 40 else ""))
 
 
 class FormError(ValueError):
@@ -109,9 +117,19 @@ class CaseFilter:
             if raw == "":
                 return None
             try:
-                return int(raw)
+                value = int(raw)
             except ValueError:
-                raise FormError(f"{name} must be a number, not {raw!r}") from None
+                raise FormError(f"{name} must be a number, not {_shown(raw)}") from None
+            if not -MAX_PAGE <= value <= MAX_PAGE:
+                raise FormError(f"{name} must be at most {MAX_PAGE}, not {_shown(raw)}")
+            return value
+
+        for name in ("stage", "kind", "unit", "round", "inspection_round", "q"):
+            raw = p.get(name) or ""
+            try:
+                check_text(raw, MAX_FILTER, multiline=False)
+            except ValueError as e:
+                raise FormError(f"filter {name}: {e}") from None
 
         f = cls(
             stage=(p.get("stage") or "").strip(),
@@ -125,9 +143,9 @@ class CaseFilter:
             page_size=min(500, max(1, opt_int("page_size") or PAGE_SIZE)),
         )
         if f.stage and f.stage not in Stage.__members__:
-            raise FormError(f"unknown stage {f.stage!r}")
+            raise FormError(f"unknown stage {_shown(f.stage)}")
         if f.kind and f.kind not in CaseKind.__members__:
-            raise FormError(f"unknown kind {f.kind!r}")
+            raise FormError(f"unknown kind {_shown(f.kind)}")
         if f.rung is not None and not 0 <= f.rung <= len(Rung):
             raise FormError(f"rung must be 0..{len(Rung)}")
         return f
@@ -444,11 +462,16 @@ def record_from_sheet_row(values: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def rows_from_upload(filename: str, content: bytes) -> list[tuple[str, dict[str, Any] | str]]:
+def rows_from_upload(filename: str, content: bytes, max_rows: int = 2000,
+                     max_unzipped: int = 50 * 1024 * 1024) -> list[tuple[str, dict[str, Any] | str]]:
     """Rows of an uploaded .xlsx or .json batch; unreadable rows carry their error text.
 
+    Bounded (issue 10): at most `max_rows` rows, an .xlsx at most `max_unzipped` bytes once
+    unzipped (checked before openpyxl reads it), no cell longer than MAX_TEXT characters.
+    CPU-bound: the console calls it in a worker thread.
+
     Raises:
-        FormError: the file as a whole cannot be read.
+        FormError: the file as a whole cannot be read, or passes a limit (named).
     """
     name = filename.lower()
     if name.endswith(".json"):
@@ -459,10 +482,14 @@ def rows_from_upload(filename: str, content: bytes) -> list[tuple[str, dict[str,
             raise FormError(f"{filename}: not valid UTF-8 JSON: {e}") from None
         except InvalidFilingError as e:
             raise FormError(f"{filename}: {e}") from None
+        if len(records) > max_rows:
+            raise FormError(f"{filename}: {len(records)} records; at most {max_rows} per import "
+                            "(CONSOLE_IMPORT_MAX_ROWS): split the file")
         return [(f"#{i}", r) for i, r in enumerate(records, start=1)]
     if name.endswith(".xlsx"):
         from openpyxl import load_workbook
 
+        _check_unzipped(filename, content, max_unzipped)
         try:
             wb = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
         except Exception as e:
@@ -478,7 +505,15 @@ def rows_from_upload(filename: str, content: bytes) -> list[tuple[str, dict[str,
             raise FormError(f"{filename}: header row has no case_no (案件编号) column; columns: {', '.join(keys)}")
         out: list[tuple[str, dict[str, Any] | str]] = []
         for n, row in enumerate(it, start=2):
+            if n - 1 > max_rows:
+                raise FormError(f"{filename}: more than {max_rows} rows; at most {max_rows} per import "
+                                "(CONSOLE_IMPORT_MAX_ROWS): split the file")
             if row is None or all(c is None or str(c).strip() == "" for c in row):
+                continue
+            long = next((i for i, c in enumerate(row) if isinstance(c, str) and len(c) > MAX_TEXT), None)
+            if long is not None:
+                out.append((f"row {n}", f"column {long + 1} has {len(row[long])} characters; "
+                                         f"a cell holds at most {MAX_TEXT}"))
                 continue
             try:
                 out.append((f"row {n}", record_from_sheet_row(dict(zip(keys, row, strict=False)))))
@@ -486,6 +521,34 @@ def rows_from_upload(filename: str, content: bytes) -> list[tuple[str, dict[str,
                 out.append((f"row {n}", str(e)))
         return out
     raise FormError(f"{filename}: upload a .xlsx or .json file")
+
+
+def _check_unzipped(filename: str, content: bytes, max_unzipped: int) -> None:
+    """Refuse an .xlsx whose parts add up to more than `max_unzipped` bytes (a zip bomb)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as z:
+            total = sum(i.file_size for i in z.infolist())
+    except zipfile.BadZipFile as e:
+        raise FormError(f"{filename}: not a readable .xlsx workbook: {e}") from None
+    if total > max_unzipped:
+        raise FormError(f"{filename}: {total // (1024 * 1024)} MiB once unzipped; at most "
+                        f"{max_unzipped // (1024 * 1024)} MiB (CONSOLE_IMPORT_MAX_UNZIPPED_BYTES)")
+
+
+# A spreadsheet runs text starting with one of these as a formula (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _no_controls(v: str) -> str:
+    """Control characters (other than tab, CR, newline) shown as \\xNN: stored before the models
+    refused them, they would otherwise make openpyxl refuse the whole export."""
+    return v if control_char(v, multiline=True) is None else strip_controls(v)
+
+
+def _formula_like(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith(FORMULA_PREFIXES)
 
 
 EXPORT_HEADERS = (
@@ -499,8 +562,10 @@ EXPORT_HEADERS = (
 
 
 def _cell(v: Any) -> Any:
+    if isinstance(v, str):
+        return _no_controls(v)
     if isinstance(v, list):
-        return "、".join(v)
+        return "、".join(_no_controls(str(x)) for x in v)
     if isinstance(v, datetime):
         return v.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     if isinstance(v, date):
@@ -514,8 +579,8 @@ def export_csv(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([h for _, h in EXPORT_HEADERS])
-    for r in rows:
-        w.writerow([_cell(r.get(k)) for k, _ in EXPORT_HEADERS])
+    for r in rows:  # text a spreadsheet would run as a formula gets a leading apostrophe
+        w.writerow([("'" + c) if _formula_like(c) else c for c in (_cell(r.get(k)) for k, _ in EXPORT_HEADERS)])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel opens it as UTF-8
 
 
@@ -531,6 +596,9 @@ def export_xlsx(rows: list[dict[str, Any]]) -> bytes:
         c.font = Font(bold=True)
     for r in rows:
         ws.append([_cell(r.get(k)) for k, _ in EXPORT_HEADERS])
+        for c in ws[ws.max_row]:
+            if _formula_like(c.value):
+                c.data_type = "s"  # written as text, never as a formula
     ws.freeze_panes = "A2"
     for col, width in zip("ABCDEFGHIJKLMNO", (14, 10, 50, 12, 18, 30, 30, 28, 12, 10, 10, 10, 6, 20, 20), strict=True):
         ws.column_dimensions[col].width = width

@@ -75,11 +75,11 @@ def verify_password(stored_hash: str, password: str) -> bool:
 
 
 # A fixed hash to verify against when the user does not exist (same timing either way).
-_DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
+DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
 
 
 def dummy_verify(password: str) -> None:
-    verify_password(_DUMMY_HASH, password)
+    verify_password(DUMMY_HASH, password)
 
 
 def parse_roles(raw: list[str] | str) -> tuple[Role, ...]:

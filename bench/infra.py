@@ -70,6 +70,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) a process tree has used: each live process's own utime+stime
+    plus cutime+cstime (children it has reaped, e.g. PostgreSQL backends that ended), summed
+    over the process and its live descendants. 0.0 for a process that is gone."""
+    if pid is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total / ticks
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM: the process's peak resident set since it started."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -203,6 +231,15 @@ class BenchEnv:
         assert self.worker is not None
         raw = self.worker.env.get("WORKER_MAX_CACHED_WORKFLOWS")
         return int(raw) if raw else Settings().max_cached_workflows
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The embedded PostgreSQL's postmaster (its backends are its children)."""
+        assert self.data_dir is not None
+        try:
+            return int((self.data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def sizes(self) -> dict[str, float]:
         """RSS of worker and dev server, and the dev server's SQLite files, in bytes."""

@@ -4,6 +4,8 @@ the floor worker on its own task queue.
 
 Run by bench/infra.py as a subprocess so its RSS and CPU are its own and py-spy can attach:
     python -m bench.worker_proc      (settings from the environment, like worker.py)
+BENCH_WORKER_SYSTEM=engine|minimal|floor runs only that system's worker instead (bench/cost.py: each
+system in a process of its own, so its CPU and peak RSS are its own).
 Prints "READY <pid>" once both workers poll; stops on SIGTERM/SIGINT.
 """
 
@@ -33,6 +35,31 @@ def _baseline_runner() -> None:
         worker.sandbox_runner = SandboxedWorkflowRunner  # default restrictions
 
 
+async def _floor_only(settings: Settings, system: str, stop: asyncio.Event) -> None:
+    """Only the minimal or the history-shaped floor's worker, with the engine's runner and sizing."""
+    import asyncpg
+
+    from bench.minimal import CREATE_TABLE, MINIMAL_TASK_QUEUE, MinimalActivities, MinimalWorkflow
+    from config import connect_client
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+    try:
+        await pool.execute(CREATE_TABLE)
+        client = await connect_client(settings, identity=f"bench-{system}@{os.getpid()}")
+        if system == "minimal":
+            kw = dict(task_queue=MINIMAL_TASK_QUEUE, workflows=[MinimalWorkflow],
+                      activities=[MinimalActivities(pool).record])
+        else:
+            kw = dict(task_queue=FLOOR_TASK_QUEUE, workflows=[FloorWorkflow], activities=[floor_noop])
+        w = Worker(client, workflow_runner=worker.sandbox_runner(), graceful_shutdown_timeout=timedelta(seconds=5),
+                   **kw, **worker.worker_tuning(settings))  # type: ignore[arg-type]
+        async with w:
+            print(f"READY {os.getpid()}", flush=True)
+            await stop.wait()
+    finally:
+        await pool.close()
+
+
 async def main() -> int:
     _baseline_runner()
     settings = Settings.from_env()
@@ -41,6 +68,10 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    system = os.environ.get("BENCH_WORKER_SYSTEM", "")  # "": engine + floor; "engine": engine alone
+    if system in ("minimal", "floor"):
+        await _floor_only(settings, system, stop)
+        return 0
 
     def floor(client: Client) -> list[Worker]:
         return [Worker(
@@ -49,11 +80,11 @@ async def main() -> int:
             workflows=[FloorWorkflow],
             activities=[floor_noop],
             workflow_runner=worker.sandbox_runner(),  # same runner as the case worker
-            max_cached_workflows=settings.max_cached_workflows,
             graceful_shutdown_timeout=timedelta(seconds=5),
+            **worker.worker_tuning(settings),  # type: ignore[arg-type]
         )]
 
-    await worker.run_worker(settings, stop, extra_workers=floor,
+    await worker.run_worker(settings, stop, extra_workers=None if system == "engine" else floor,
                             on_ready=lambda: print(f"READY {os.getpid()}", flush=True))
     return 0
 

@@ -45,3 +45,7 @@ class DeadlineParseError(CaseError):
 
 class InvalidFilingError(CaseError):
     """A filing record cannot become a case."""
+
+
+class RateLimitedError(CaseError):
+    """The person has reached a limit (open objections, objections a day); the message says which."""

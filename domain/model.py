@@ -25,22 +25,23 @@ from domain.enums import (
     Stage,
 )
 from domain.policy import LadderRungSpec, Policy
+from domain.text import MAX_ITEMS, Line, LongText, Name, Names, Reason, Ref, Refs, Title
 
 
 class Milestone(BaseModel):
     """A dated (or recurring) milestone inside a measure."""
 
     due_date: date | None = None
-    recurrence: str | None = None  # e.g. QUARTERLY
-    what: str = ""
+    recurrence: Ref | None = None  # e.g. QUARTERLY
+    what: Reason = ""
 
 
 class Measure(BaseModel):
     """One rectification measure (整改措施) with its own milestones."""
 
     seq: int
-    text: str
-    milestones: list[Milestone] = Field(default_factory=list)
+    text: Reason
+    milestones: list[Milestone] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
 class DeadlineSpec(BaseModel):
@@ -49,7 +50,7 @@ class DeadlineSpec(BaseModel):
     kind: DeadlineKind
     due_date: date | None = None
     long_term: bool = False
-    raw_zh: str = ""
+    raw_zh: Title = ""
 
 
 class CaseFiling(BaseModel):
@@ -61,22 +62,23 @@ class CaseFiling(BaseModel):
 
     case_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: CaseKind
-    title: str = Field(min_length=1)
-    problem: str = ""
-    target: str = ""  # 整改目标
-    measures: list[Measure] = Field(default_factory=list)
-    responsible_units: list[str] = Field(default_factory=list)  # 主体责任单位
-    lead_supervising_units: list[str] = Field(default_factory=list)  # 牵头督导单位, first organises
-    assisting_units: list[str] = Field(default_factory=list)  # 配合督导单位
-    lead_leader: str = ""  # 牵头督导领导 (a role reference)
+    # Text fields refuse control characters and are bounded (domain.text).
+    title: Title = Field(min_length=1)
+    problem: LongText = ""
+    target: LongText = ""  # 整改目标
+    measures: list[Measure] = Field(default_factory=list, max_length=MAX_ITEMS)
+    responsible_units: Names = Field(default_factory=list)  # 主体责任单位
+    lead_supervising_units: Names = Field(default_factory=list)  # 牵头督导单位, first organises
+    assisting_units: Names = Field(default_factory=list)  # 配合督导单位
+    lead_leader: Name = ""  # 牵头督导领导 (a role reference)
     deadline: DeadlineSpec | None = None
-    source: str = ""  # e.g. 中央生态环境保护督察报告反馈问题(第二轮)
-    inspection_round: str = ""  # e.g. 第二轮中央生态环境保护督察
-    jurisdiction: str = ""
-    ladder_profile: str = "canonical"  # which escalation ladder applies
+    source: Title = ""  # e.g. 中央生态环境保护督察报告反馈问题(第二轮)
+    inspection_round: Title = ""  # e.g. 第二轮中央生态环境保护督察
+    jurisdiction: Title = ""
+    ladder_profile: Ref = "canonical"  # which escalation ladder applies
     # Petitions: complaint details (INFERRED fields, domain.md §2.2).
-    complaint: str = ""
-    complainant_contact: str = ""
+    complaint: LongText = ""
+    complainant_contact: Reason = ""
 
 
 class Actor(BaseModel):
@@ -84,9 +86,9 @@ class Actor(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user_id: str = Field(min_length=1)
+    user_id: Name = Field(min_length=1)
     role: Role
-    unit: str = ""
+    unit: Name = ""
 
 
 SYSTEM_ACTOR = Actor(user_id="system", role=Role.SYSTEM, unit="engine")
@@ -96,8 +98,8 @@ class CriterionCheck(BaseModel):
     """One closure-standard criterion with its evidence references."""
 
     met: bool
-    evidence: list[str] = Field(default_factory=list)
-    note: str = ""
+    evidence: Refs = Field(default_factory=list)
+    note: Reason = ""
 
 
 class VerificationCriteria(BaseModel):
@@ -148,35 +150,37 @@ class ActionRequest(BaseModel):
 
     action: Action
     actor: Actor
-    request_id: str = Field(min_length=1, max_length=128)
-    reason: str = ""
+    request_id: Ref = Field(min_length=1)
+    reason: Reason = ""
     expected_stage: Stage | None = None  # optimistic concurrency from the UI
     finding: Finding | None = None
     criteria: VerificationCriteria | None = None
     new_due_date: date | None = None
     rung: Rung | None = None
-    referral_id: str | None = None
+    referral_id: Ref | None = None
     referral_path: ReferralPath | None = None
     measure_seq: int | None = None
     lookback_finding: LookbackFinding | None = None
-    objection_id: str | None = None
-    evidence: list[str] = Field(default_factory=list)
+    objection_id: Ref | None = None
+    evidence: Refs = Field(default_factory=list)
     amendment: CaseAmendment | None = None
+    # HMAC by the console (domain.signing); required by workers given ACTION_SIGNING_KEY.
+    signature: Line(100) | None = None
 
 
 class CaseAmendment(BaseModel):
     """Fields the office may complete while a case is still REGISTERED."""
 
-    title: str | None = None
-    problem: str | None = None
-    target: str | None = None
-    measures: list[Measure] | None = None
-    responsible_units: list[str] | None = None
-    lead_supervising_units: list[str] | None = None
-    assisting_units: list[str] | None = None
-    lead_leader: str | None = None
+    title: Title | None = None
+    problem: LongText | None = None
+    target: LongText | None = None
+    measures: list[Measure] | None = Field(default=None, max_length=MAX_ITEMS)
+    responsible_units: Names | None = None
+    lead_supervising_units: Names | None = None
+    assisting_units: Names | None = None
+    lead_leader: Name | None = None
     deadline: DeadlineSpec | None = None
-    ladder_profile: str | None = None
+    ladder_profile: Ref | None = None
 
 
 ActionRequest.model_rebuild()

@@ -116,6 +116,11 @@ class Policy(BaseModel):
     # Continue-as-new once history grows beyond this many events (server may suggest earlier).
     max_history_events: int = Field(default=2000, ge=50)
     max_timeline_entries: int = Field(default=500, ge=10)
+    # Objections (异议) to a posting: each pauses it until the office rules, so one person may
+    # hold at most this many open ones per posting, and lodge at most so many per day
+    # (domain.screening; INFERRED limits).
+    max_open_objections_per_person: int = Field(default=1, ge=1)
+    max_objections_per_person_per_day: int = Field(default=3, ge=1)
 
     def ladder(self, name: str) -> LadderProfile:
         try:

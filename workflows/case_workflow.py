@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ComputedDeadline,
     )
     from domain.policy import Policy
+    from domain.screening import screen
     from workflows.contracts import (
         CASE_BLOCKED,
         CASE_DUE_AT,
@@ -100,6 +101,7 @@ class CaseWorkflow:
             self._filing = _new_case(inp.filing, inp.policy, inp.filed_by)
             self._state = self._filing.state
         self._filed = inp.state is not None
+        self._pending: dict[object, ActionRequest] = {}  # accepted `act` Updates not yet applied
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
@@ -304,6 +306,15 @@ class CaseWorkflow:
     @workflow.update(name="act")
     async def act(self, req: ActionRequest) -> ActionResult:
         """Take one handler action; refused actions raise a named ApplicationError."""
+        # Noted before the first await: validators of Updates delivered in the same task see it.
+        key = object()
+        self._pending[key] = req
+        try:
+            return await self._act(req, key)
+        finally:
+            self._pending.pop(key, None)
+
+    async def _act(self, req: ActionRequest, key: object) -> ActionResult:
         await workflow.wait_condition(lambda: self._filed)  # FILED is always ledger row 1
         async with self._lock:
             try:
@@ -311,6 +322,8 @@ class CaseWorkflow:
             except CaseError as e:
                 # Validated earlier, but another action may have moved the case since.
                 raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
+            finally:
+                self._pending.pop(key, None)  # from here on the state itself holds it
             if not await self._perform_or_block(
                 decision, origin=f"{req.action.value} by {req.actor.user_id}", request_id=req.request_id
             ):
@@ -341,6 +354,7 @@ class CaseWorkflow:
             )
         try:
             d.validate(state, req, workflow.now())
+            screen(state, req, workflow.now(), list(self._pending.values()))  # validator only: replay-safe
         except CaseError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
 

@@ -8,9 +8,11 @@ every refused attempt with its reason.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 import asyncpg
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
@@ -25,6 +27,8 @@ from domain.blocking import BlockedStep, UnblockRequest
 from domain.enums import Action, Stage
 from domain.model import ActionRequest, Actor, CaseFiling, CaseState
 from domain.policy import Policy
+from domain.signing import parse_keys, signed
+from domain.text import printable_one_line
 from workflows.case_workflow import CaseWorkflow
 from workflows.contracts import (
     CASE_KIND,
@@ -57,7 +61,16 @@ class ActionRefusedError(Exception):
 async def file_case(
     client: Client, filing: CaseFiling, filed_by: Actor, task_queue: str, policy: Policy | None = None
 ) -> FilingOutcome:
-    """Start the case's workflow; a case number already filed is refused, not duplicated."""
+    """Start the case's workflow; a case number already filed is refused, not duplicated.
+
+    The filing is validated again here (a caller may have built it without validation): a
+    filing the models refuse, e.g. a NUL in its title, is refused before its number is taken.
+    """
+    try:
+        filing = CaseFiling.model_validate(filing.model_dump(mode="python"))
+    except ValidationError as e:
+        why = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        return FilingOutcome(printable_one_line(str(filing.case_no))[:64], False, f"filing refused: {why}")
     pairs = [
         SearchAttributePair(CASE_STAGE, Stage.REGISTERED.value),
         SearchAttributePair(CASE_KIND, filing.kind.value),
@@ -93,21 +106,36 @@ async def file_cases(
     return list(await asyncio.gather(*(one(f) for f in filings)))
 
 
+def update_id(req: ActionRequest) -> str:
+    """The Update id: the request id bound to the authenticated user who sent it.
+
+    A retry by the same user runs once; another user's request with the same request id is a
+    different Update, which the validator refuses as a duplicate request id (and is recorded),
+    so it can never receive the first user's result.
+    """
+    return f"{req.actor.user_id}/{req.request_id}"
+
+
 async def act(
-    client: Client, case_no: str, req: ActionRequest, pool: asyncpg.Pool | None = None
+    client: Client,
+    case_no: str,
+    req: ActionRequest,
+    pool: asyncpg.Pool | None = None,
+    signing_keys: tuple[bytes, ...] | None = None,
 ) -> ActionResult:
     """Send one action; raises ActionRefusedError with the domain's reason when refused.
 
-    The request id doubles as the Update id, so a retried request runs once.
+    The request is signed with the first of `signing_keys` (default: ACTION_SIGNING_KEY from
+    the environment; none: unsigned). See `update_id` for retries.
     """
+    keys = parse_keys(os.environ.get("ACTION_SIGNING_KEY")) if signing_keys is None else signing_keys
+    req = signed(case_no, req, keys)
     handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
     for attempt in range(_NOT_READY_RETRIES + 1):
         try:
-            return await handle.execute_update(CaseWorkflow.act, req, id=req.request_id)
+            return await handle.execute_update(CaseWorkflow.act, req, id=update_id(req))
         except WorkflowUpdateFailedError as e:
-            cause = e.cause
-            error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            error_type, message = _refusal(e.cause)
         except RPCError as e:
             error_type, message = _rpc_refusal(case_no, e)
         if error_type != "CaseNotReadyError" or attempt == _NOT_READY_RETRIES:
@@ -116,6 +144,22 @@ async def act(
     if pool is not None:
         await record_refusal(pool, case_no, req, error_type, message)
     raise ActionRefusedError(case_no, error_type, message)
+
+
+def _refusal(cause: BaseException | None) -> tuple[str, str]:
+    """(error type, message) of a refused Update.
+
+    A request whose text the models refuse (a NUL byte, an over-long field) fails to decode in
+    the worker: the SDK rejects the Update with "Failed decoding arguments", the model's own
+    message (naming the field) is the cause beneath it.
+    """
+    if isinstance(cause, ApplicationError) and cause.type == "RuntimeError" and "decoding" in cause.message:
+        inner = cause.cause
+        detail = inner.message if isinstance(inner, ApplicationError) else str(inner or "")
+        return "InvalidInput", f"the request does not match the model: {detail}".strip()
+    if isinstance(cause, ApplicationError):
+        return cause.type or type(cause).__name__, cause.message
+    return type(cause).__name__, str(cause)
 
 
 def _rpc_refusal(case_no: str, e: RPCError) -> tuple[str, str]:
@@ -128,12 +172,18 @@ def _rpc_refusal(case_no: str, e: RPCError) -> tuple[str, str]:
 
 
 async def record_refusal(pool: asyncpg.Pool, case_no: str, req: ActionRequest, error_type: str, message: str) -> None:
+    """One row per (case, request id, user); text made storable (a refused request may carry a NUL)."""
+
+    def safe(v: object, n: int = 500) -> str:
+        return printable_one_line(str(getattr(v, "value", v) or ""))[:n]
+
+    actor = req.actor
     await pool.execute(
         """INSERT INTO refused_action (case_no, request_id, action, actor_user, actor_role, actor_unit,
                                        error_type, message)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_no, request_id) DO NOTHING""",
-        case_no, req.request_id, req.action.value, req.actor.user_id, req.actor.role.value,
-        req.actor.unit, error_type, message,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_no, request_id, actor_user) DO NOTHING""",
+        safe(case_no, 200), safe(req.request_id, 200), safe(req.action, 64), safe(actor.user_id, 200),
+        safe(actor.role, 64), safe(actor.unit, 200), safe(error_type, 100), safe(message, 4000),
     )
 
 

@@ -8,6 +8,7 @@ authenticated user; the workflow's validator checks it again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -42,6 +43,7 @@ from admin.service import (
     rows_from_upload,
 )
 from admin.users import User
+from admin.web.security import SecurityMiddleware
 from config import Settings, connect_client
 from domain.enums import (
     ACTION_LABELS_ZH,
@@ -62,7 +64,7 @@ from domain.enums import (
     Stage,
 )
 from domain.errors import InvalidFilingError
-from domain.intake import filing_from_record, records_from_document
+from domain.intake import filing_from_record
 from domain.model import CRITERIA_LABELS_ZH, criterion_required
 from domain.visibility import HomeUnits
 
@@ -127,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="督察整改案件控制台 Case console", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    # Headers (CSP, frame, nosniff, no-store), Secure cookies over TLS, request-size limits.
+    app.add_middleware(SecurityMiddleware, upload_max_bytes=settings.console_upload_max_bytes,
+                       force_secure_cookies=settings.console_secure_cookies)
     templates = _templates()
 
     # ------------------------------------------------------------ helpers
@@ -215,8 +220,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             user = await auth.login(request.app.state.pool, settings, username, str(form.get("password") or ""),
                                     remote(request))
         except auth.LoginError as e:
-            return page(request, "login.html", None, status=401, login_csrf=cookie, next=nxt, error=str(e),
-                        username=username)
+            throttled = isinstance(e, auth.ThrottledError)
+            resp = page(request, "login.html", None, status=429 if throttled else 401, login_csrf=cookie,
+                        next=nxt, error=str(e), username=username[:auth.MAX_USERNAME])
+            if isinstance(e, auth.ThrottledError):
+                resp.headers["Retry-After"] = str(e.retry_after)
+            return resp
         token, _csrf = await auth.create_session(request.app.state.pool, settings, user, remote(request))
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="lax",
@@ -379,8 +388,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = await session(request)
         return page(request, "import.html", s, nav="file", report=None, error="")
 
+    def importer(user: User) -> None:
+        """Who may import, checked before the upload's body is read."""
+        if user.read_only or Role.RECTIFICATION_OFFICE not in user.roles:
+            raise Forbidden("只有整改办可以导入案件 (only the rectification office imports cases)")
+
+    async def parse_upload(filename: str, content: bytes) -> list[tuple[str, Any]]:
+        """Parse off the event loop, within the import limits."""
+        return await asyncio.to_thread(rows_from_upload, filename, content, settings.console_import_max_rows,
+                                       settings.console_import_max_unzipped_bytes)
+
     @app.post("/import", response_class=HTMLResponse)
     async def import_post(request: Request) -> Response:
+        importer((await session(request)).user)  # before the body is read
+        await request.form(max_part_size=settings.console_upload_max_bytes)  # cached for post_session
         s, form = await post_session(request)
         writer(s)
         upload = form.get("file")
@@ -388,7 +409,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return page(request, "import.html", s, status=422, nav="file", report=None,
                         error="请选择 .xlsx 或 .json 文件 (choose a file)")
         try:
-            rows = rows_from_upload(upload.filename, await upload.read())
+            rows = await parse_upload(upload.filename, await upload.read())
             report = await svc(request).import_rows(s.user, rows)
         except (FormError, ActionRefused) as e:
             msg = e.message if isinstance(e, ActionRefused) else str(e)
@@ -479,13 +500,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/api/v1/import")
     async def api_import(request: Request) -> Response:
         user = await api_user(request)
-        body = await _json_body(request, allow_list=True)
+        if Role.RECTIFICATION_OFFICE not in user.roles:  # before the body is read
+            raise _ApiError(403, "NotAuthorizedError", "only the rectification office (整改办) imports cases")
+        raw = await request.body()
         try:
-            records = records_from_document(body)
-        except InvalidFilingError as e:
+            rows = await parse_upload("import.json", raw or b"[]")
+        except FormError as e:
             raise _ApiError(422, "InvalidFilingError", str(e)) from None
         try:
-            report = await svc(request).import_rows(user, [(f"#{i}", r) for i, r in enumerate(records, start=1)])
+            report = await svc(request).import_rows(user, rows)
         except ActionRefused as e:
             raise _ApiError(403, e.error_type, e.message) from None
         return JSONResponse({"rows": report, "filed": sum(r["filed"] for r in report),

@@ -118,6 +118,13 @@ async def console(pool: asyncpg.Pool, database_url: str, tmp_path_factory: pytes
                 CONSOLE_PORT=str(port),
                 CONSOLE_LOCKOUT_FAILURES="3",
                 CONSOLE_LOCKOUT_MINUTES="15",
+                # Hostile-input limits, small so that tests reach them quickly; every test logs in
+                # from 127.0.0.1, so the per-address throttle is tested in-process instead.
+                CONSOLE_THROTTLE_BASE_MS="300",
+                CONSOLE_THROTTLE_ADDRESS_FAILURES="100000",
+                CONSOLE_UPLOAD_MAX_BYTES=str(2 * 1024 * 1024),
+                CONSOLE_IMPORT_MAX_UNZIPPED_BYTES=str(8 * 1024 * 1024),
+                CONSOLE_IMPORT_MAX_ROWS="100",
                 LOG_LEVEL="WARNING",
             )
             fh = log.open("wb")

@@ -371,7 +371,9 @@ async def test_the_public_sees_the_posting_it_may_object_to_and_nothing_of_the_l
         for params in ({"unit": RU.unit}, {"rung": "0"}, {"overdue": "1"}):
             r = await http.get("/api/v1/cases", params=params)
             assert r.status_code == 400 and "not available to your role" in r.json()["message"], params
-    # The objection flow still works end to end for the citizen.
+    # The objection flow still works end to end for the citizen. (One open objection per person
+    # per posting, policy max_open_objections_per_person: the office rules on the first one.)
+    await act_via_api(console, "office", seeded.posting, "DISMISS_OBJECTION", objection_id="O1", reason="已核实")
     async with console.api("citizen") as http:
         r = await http.post(f"/api/v1/cases/{seeded.posting}/actions/OBJECT", json={"reason": "再次反映:仍有异味"})
         assert r.status_code == 200, r.text

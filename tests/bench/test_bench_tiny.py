@@ -79,3 +79,63 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     text = table(res)
     for label in ("lifecycle", "approval", "escalation lag", "filed/s", "RSS", "bytes per case", "replay", "ledger"):
         assert label in text
+
+
+async def test_cost_workload_runs_every_system_on_fresh_data(tmp_path: Path) -> None:
+    """bench.cost at a tiny scale: engine, minimal floor and history-shaped floor each complete the
+    workload on their own data and worker, and every figure of the table is there."""
+    from bench.cost import PROCS, SYSTEMS
+    from bench.cost import run as run_cost
+    from bench.cost import table as cost_table
+
+    cfg = dict(n=2, concurrency=50, m=6, k=3, rate=5.0)
+    res = await run_cost("tiny", list(SYSTEMS), None, cfg)
+    for name in SYSTEMS:
+        s = res["systems"][name]
+        lc, ap = s["lifecycle"], s["approval"]
+        assert lc["completed"] == cfg["n"] and not lc["failures"], lc["failures"]
+        assert lc["cases_per_s"] > 0
+        cpu = lc["cpu"]["seconds"]
+        assert all(_finite(cpu[p]) and cpu[p] >= 0 for p in PROCS)
+        assert cpu["worker"] > 0 and cpu["devserver"] > 0  # each process did work for this system
+        assert ap["error_count"] == 0, ap["errors"]
+        _sane_dist(ap["latency_ms"], cfg["k"])
+        assert ap["latency_ms"]["p50"] > 0  # counted from the scheduled instant: never negative
+        assert ap["file_settled_s"] >= ap["file_accepted_s"] > 0
+        assert s["worker_peak_rss"] >= ap["worker_rss_open"] > 0
+        assert s["worker_log"]["problems"] == 0, s["worker_log"]["examples"]
+    # the engine wrote its ledger (PostgreSQL CPU), the history-shaped floor has no database
+    assert res["systems"]["engine"]["lifecycle"]["cpu"]["seconds"]["postgres"] > 0
+    text = cost_table(res)
+    for label in ("lifecycle cases/s", "CPU ms per case", "of which postgres", "approval p99", "peak RSS"):
+        assert label in text
+    for name in SYSTEMS:
+        assert name in text.splitlines()[0]
+
+
+def test_speedscope_summary_counts_own_and_inclusive_time(tmp_path: Path) -> None:
+    """The profile summary of the cost bench reads py-spy's speedscope format."""
+    import json
+
+    from bench.cost import summarise_speedscope
+    from config import ROOT
+
+    doc = {
+        "shared": {"frames": [
+            {"name": "run", "file": "/x/runner.py", "line": 1},
+            {"name": "decide", "file": str(ROOT / "domain" / "decide.py"), "line": 10},
+            {"name": "select", "file": "/x/selectors.py", "line": 5},
+        ]},
+        "profiles": [
+            {"type": "sampled", "samples": [[0, 1], [0, 1], [0, 2], []], "weights": [0.02, 0.02, 0.04, 0.02]},
+        ],
+    }
+    p = tmp_path / "p.speedscope.json"
+    p.write_text(json.dumps(doc))
+    s = summarise_speedscope(p)
+    assert s["samples"] == 3
+    own = {f["frame"].split(" ")[0]: f["pct"] for f in s["top_own"]}
+    assert own == {"decide": 50.0, "select": 50.0}
+    incl = {f["frame"].split(" ")[0]: f["pct"] for f in s["top_inclusive"]}
+    assert incl["run"] == 100.0
+    assert s["stacks_through_pct"] == {"domain/": 50.0}
