@@ -107,6 +107,8 @@ class CaseActivities:
     ) -> None:
         self._pool = pool
         self._policy_file = policy_file
+        if policy_file:  # a bad POLICY_FILE stops the worker at start, naming the profile and rung
+            load_policy(policy_file)
         self._overrides = calendar_overrides_file
         self._calendar: WorkingCalendar | None = None
         self._calendar_stamp: float | None = None

@@ -198,6 +198,10 @@ def cmd_show(args: argparse.Namespace) -> int:
                      f"calendar {e['calendar_version']}")
     if c.get("rung"):
         lines.append(f"escalation:   {c['rung_zh']} {c['rung']}")
+    for p in body.get("escalation_proposals") or []:
+        if p["status"] == "PENDING":
+            lines.append(f"proposal:     {p['proposal_id']} {p['rung']} (拟采取措施, pending since {p['proposed_at'][:10]}, "
+                         f"by {p['proposed_by']}) {p['reason']}")
     lines.append("measures:")
     done = set(body.get("measures_done") or [])
     for m in f.get("measures") or []:
@@ -219,7 +223,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _payload(args: argparse.Namespace) -> dict[str, Any]:
     p: dict[str, Any] = {}
-    for name in ("reason", "finding", "rung", "referral_id", "referral_path", "lookback_finding", "objection_id"):
+    for name in ("reason", "finding", "rung", "referral_id", "referral_path", "lookback_finding", "objection_id",
+                 "proposal_id", "report_ref"):
         v = getattr(args, name)
         if v:
             p[name] = v
@@ -465,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--referral-path")
     s.add_argument("--lookback-finding")
     s.add_argument("--objection-id")
+    s.add_argument("--proposal-id", help="escalation proposal (拟采取措施) to confirm or dismiss, e.g. P1")
+    s.add_argument("--report-ref", help="追责建议报告 / dossier reference (移交问责)")
     s.add_argument("--measure", type=int, help="measure number (COMPLETE_MEASURE)")
     s.add_argument("--evidence", action="append", help="evidence reference (repeat)")
     s.add_argument("--criteria-json", help="VERIFY_PASS criteria as JSON or @file")

@@ -34,6 +34,7 @@ UNIT_USERNAMES = {
 FIXED = [
     ("office", "整改办", ["RECTIFICATION_OFFICE"], "整改办工作人员"),
     ("discipline", "纪委监委", ["DISCIPLINE_COMMISSION"], "纪委监委"),
+    ("duchashi", "市委督查室", ["SUPERVISION_OFFICE"], "市委督查室"),
     ("auditor", "审计组", ["AUDITOR"], "审计人员(只读)"),
     ("citizen", "公众", ["PUBLIC"], "公众(公示异议)"),
 ]

@@ -66,7 +66,8 @@ OFFICE_STAGES = stages_waiting_on(Role.RECTIFICATION_OFFICE)
 
 LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_units, lead_supervising_units,
     assisting_units, inspection_round, due_date, due_at, escalation_level, escalation_max_level, suspended,
-    open_referrals, filed_at, closed_at, last_seq, cycle, jsonb_path_exists(detail, '$.referrals[*]') AS has_referrals"""
+    open_referrals, filed_at, closed_at, last_seq, cycle,
+    jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals"""
 
 # Filters that read a part of the case: refused to a reader not granted that part on every case it sees.
 FILTER_PARTS: Mapping[str, Part] = {"unit": Part.RECORD, "inspection_round": Part.RECORD,
@@ -98,6 +99,7 @@ class LiveView:
     posting: PostingState | None = None  # objections filtered to what the reader may see
     extension_request: ExtensionRequest | None = None
     referrals: list[Referral] = field(default_factory=list)
+    proposals: list[Any] = field(default_factory=list)  # escalation proposals (拟采取措施), with DEADLINE
     suspension: Any = None
     verifications: list[Any] = field(default_factory=list)
     finding: Any = None
@@ -223,7 +225,7 @@ class ReadModel:
             detail = json.loads(detail)
         has_ref = r.get("has_referrals")
         if has_ref is None:
-            has_ref = bool((detail or {}).get("referrals"))
+            has_ref = any(r.get("status") != "DRAFT" for r in (detail or {}).get("referrals") or [])
         return CaseFacts(
             stage=str(r.get("stage") or ""),
             responsible_units=tuple(r.get("responsible_units") or ()),
@@ -315,6 +317,12 @@ class ReadModel:
                 "(stage = 'PUBLIC_POSTING' AND "
                 "jsonb_path_exists(detail, '$.posting.objections[*] ? (@.ruling == null)'))"
             )
+        if roles & {Role.RECTIFICATION_OFFICE, Role.SUPERVISION_OFFICE}:
+            # Escalation proposals (拟采取措施) awaiting confirmation or dismissal (domain/escalation.py).
+            conds.append("jsonb_path_exists(detail, '$.escalation.proposals[*] ? (@.status == \"PENDING\")')")
+        if Role.RECTIFICATION_OFFICE in roles:
+            # Path-B referrals drafted by a lead supervising unit, awaiting the office's verification.
+            conds.append("jsonb_path_exists(detail, '$.referrals[*] ? (@.status == \"DRAFT\")')")
         if Role.DISCIPLINE_COMMISSION in roles:
             conds.append("(open_referrals > 0)")
         if Role.PUBLIC in roles:  # the postings open for objection
@@ -400,6 +408,9 @@ class ReadModel:
                 update={"objections": [o for o in state.posting.objections if o.objection_id in keep]})
         if Part.REFERRALS in parts:
             v.referrals = list(state.referrals)
+        if Part.DEADLINE in parts:  # the escalation rung and schedule; a report reference is a referral detail
+            v.proposals = [p if Part.REFERRALS in parts else p.model_copy(update={"report_ref": ""})
+                           for p in state.escalation.proposals]
         return v
 
     async def case_view(self, user: User, case_no: str) -> dict[str, Any] | None:
@@ -445,6 +456,7 @@ class ReadModel:
         if live is not None:
             out["measures_done"] = live.measures_done
             out["referrals"] = [r.model_dump(mode="json") for r in live.referrals]
+            out["escalation_proposals"] = [p.model_dump(mode="json") for p in live.proposals]
             out["posting"] = live.posting.model_dump(mode="json") if live.posting else None
             out["extension_request"] = (live.extension_request.model_dump(mode="json")
                                         if live.extension_request else None)

@@ -29,6 +29,7 @@ from domain.deadlines import parse_deadline
 from domain.enums import (
     ACTION_LABELS_ZH,
     KIND_LABELS_ZH,
+    RUNG_ORDER,
     STAGE_LABELS_ZH,
     Action,
     CaseKind,
@@ -80,7 +81,7 @@ event_label = event_label_zh
 
 
 def rung_for_level(level: int) -> Rung | None:
-    order = list(Rung)
+    order = list(RUNG_ORDER)
     return order[level - 1] if 1 <= level <= len(order) else None
 
 
@@ -146,8 +147,8 @@ class CaseFilter:
             raise FormError(f"unknown stage {_shown(f.stage)}")
         if f.kind and f.kind not in CaseKind.__members__:
             raise FormError(f"unknown kind {_shown(f.kind)}")
-        if f.rung is not None and not 0 <= f.rung <= len(Rung):
-            raise FormError(f"rung must be 0..{len(Rung)}")
+        if f.rung is not None and not 0 <= f.rung <= len(RUNG_ORDER):
+            raise FormError(f"rung must be 0..{len(RUNG_ORDER)}")
         return f
 
     def where(self, now: datetime) -> tuple[str, list[Any]]:
@@ -316,6 +317,11 @@ OPTIONAL_FIELDS: dict[Action, tuple[str, ...]] = {
     Action.UPHOLD_OBJECTION: ("new_due_date", "objection_id"),
     Action.DISMISS_OBJECTION: ("objection_id",),
     Action.REOPEN: ("new_due_date",),
+    # Escalation (domain/escalation.py): a referral needs its 追责建议报告 / dossier reference.
+    Action.APPLY_RUNG: ("report_ref",),
+    Action.CONFIRM_ESCALATION: ("report_ref",),
+    Action.REFER_ACCOUNTABILITY: ("report_ref",),
+    Action.DE_ESCALATE: ("rung", "new_due_date"),
 }
 FIELD_LABELS_ZH = {
     "reason": "理由/说明 (reason)",
@@ -327,6 +333,8 @@ FIELD_LABELS_ZH = {
     "measure_seq": "措施 (measure)",
     "lookback_finding": "回头看发现 (look-back finding)",
     "objection_id": "异议 (objection)",
+    "proposal_id": "拟采取措施 (escalation proposal)",
+    "report_ref": "追责建议报告/案卷编号 (accountability report or dossier reference; 移交问责 only)",
     "criteria": "验收标准 (closure criteria)",
     "amendment": "补正内容 (amendment)",
     "evidence": "佐证材料 (evidence references, one per line)",

@@ -48,6 +48,13 @@ ENTRY_KIND_LABELS_ZH = {
     "RUN": "工作流运行",
 }
 
+# Ledger events of the escalation ladder and of referrals (domain/escalation.py).
+ESCALATION_EVENTS = frozenset({
+    "ESCALATED", "APPLY_RUNG", "ESCALATION_STOPPED", "REFERRAL_OPENED", "ESCALATION_PROPOSED",
+    "ESCALATION_RESUMED", "PROPOSE_RUNG", "CONFIRM_ESCALATION", "DISMISS_ESCALATION", "DE_ESCALATE",
+    "VERIFY_REFERRAL",
+})
+
 
 class TimelineEntry(BaseModel):
     """One line of the auditor's account."""
@@ -301,7 +308,7 @@ class _Builder:
             self.last_deadline.seq = e.seq
             return
         zh, en = _event_label(e.event)
-        kind = "ESCALATION" if e.event in ("ESCALATED", "APPLY_RUNG", "ESCALATION_STOPPED", "REFERRAL_OPENED") \
+        kind = "ESCALATION" if e.event in ESCALATION_EVENTS \
             else ("ACTION" if e.actor.role is not Role.SYSTEM else "SYSTEM")
         detail = []
         if e.from_stage or e.to_stage:

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from domain import escalation as esc
 from domain.calendar import local_date
 from domain.deadlines import long_term_after_closure, validate_spec
 from domain.enums import (
-    RUNG_LABELS_ZH,
     STAGE_LABELS_ZH,
     Action,
     CaseKind,
@@ -24,13 +24,10 @@ from domain.enums import (
     DeadlineKind,
     Finding,
     PetitionClosure,
-    ReferralPath,
     ReferralStatus,
     Role,
-    Rung,
     Stage,
     event_label_zh,
-    rung_level,
 )
 from domain.errors import (
     CaseError,
@@ -59,10 +56,8 @@ from domain.model import (
     ComputedDeadline,
     DeadlineRequest,
     ExtensionRequest,
-    FiredRung,
     Objection,
     PostingState,
-    Referral,
     Suspension,
     TimelineEntry,
     VerificationRecord,
@@ -247,6 +242,8 @@ def recipients(filing: CaseFiling, policy: Policy, role: Role) -> list[str]:
             return [policy.office_unit]
         case Role.DISCIPLINE_COMMISSION:
             return [policy.discipline_unit]
+        case Role.SUPERVISION_OFFICE:
+            return list(policy.supervision_units)
         case _:
             return []
 
@@ -281,6 +278,7 @@ def new_case(filing: CaseFiling, policy: Policy, now: datetime, actor: Actor) ->
     """The state of a freshly filed case and its FILED ledger entry."""
     check_filing(filing, policy)
     state = CaseState(filing=filing, stage_entered_at=now, filed_at=now, policy=policy)
+    state.escalation.rules = esc.RULES
     b = _Builder(state, now)
     b.record(
         "FILED",
@@ -299,8 +297,9 @@ def _stage_limit(state: CaseState, stage: Stage) -> StageLimit | None:
     return state.policy.stage_limits.get(stage)
 
 
-def _ladder(state: CaseState) -> list:
-    return list(state.policy.ladder(state.filing.ladder_profile).rungs)
+def _ladder(state: CaseState, stage: Stage | None = None) -> list:
+    """The escalation ladder of a stage (the profile cut at the stage's ceiling)."""
+    return esc.stage_ladder(state, stage or state.stage)
 
 
 def _rectifying_request(state: CaseState, today: date, new_due: date | None, rework: bool) -> DeadlineRequest | None:
@@ -309,7 +308,7 @@ def _rectifying_request(state: CaseState, today: date, new_due: date | None, rew
         "case_no": state.case_no,
         "stage": Stage.RECTIFYING,
         "start": today,
-        "ladder": _ladder(state),
+        "ladder": _ladder(state, Stage.RECTIFYING),
         "rebase_overdue_ladder": pol.rebase_overdue_ladder,
     }
     if new_due is not None:
@@ -334,14 +333,7 @@ def _rectifying_request(state: CaseState, today: date, new_due: date | None, rew
 def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bool = False) -> None:
     """Move to `stage`: stop the old deadline and its escalation, ask for the new one."""
     s = b.state
-    if s.escalation.level > 0:
-        b.record(
-            "ESCALATION_STOPPED",
-            SYSTEM_ACTOR,
-            reason=f"stage left at rung {s.escalation.level}",
-            level=s.escalation.level,
-        )
-        s.escalation.level = 0
+    esc.on_stage_left(b)
     s.stage = stage
     s.stage_entered_at = b.now
     s.deadline = None
@@ -369,7 +361,7 @@ def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bo
         s.closed_at = b.now
         s.archive_at = b.now + timedelta(days=s.policy.lookback_window_days)
     elif (lim := _stage_limit(s, stage)) is not None:
-        ladder = _ladder(s) if lim.on_overdue == "ESCALATE" else []
+        ladder = _ladder(s, stage) if lim.on_overdue == "ESCALATE" else []
         req = DeadlineRequest(
             case_no=s.case_no, stage=stage, start=today, days=lim.days, count=lim.count, ladder=ladder
         )
@@ -378,6 +370,7 @@ def _enter(b: _Builder, stage: Stage, *, new_due: date | None = None, rework: bo
         s.posting = None
     s.pending_deadline = req
     b.deadline_request = req
+    esc.on_stage_entered(b, stage)
 
 
 def attach_deadline(notices: list[Notice], computed: ComputedDeadline) -> list[Notice]:
@@ -406,6 +399,7 @@ def apply_deadline(state: CaseState, computed: ComputedDeadline, now: datetime) 
         if source is not None and source.base_due_date is not None and s.suspensions:
             s.suspensions[-1].excluded_days = computed.explanation.excluded_days
         reason = f"{STAGE_LABELS_ZH[computed.stage]} 期限 {computed.due_date}"
+        esc.on_deadline_applied(s, computed)
     b.record(
         "DEADLINE_SET",
         SYSTEM_ACTOR,
@@ -483,13 +477,9 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
         case Action.RECALCULATE_DEADLINE:
             if state.deadline_source is None:
                 raise InvalidTransitionError("the current deadline has no recorded rule to recompute")
-        case Action.APPLY_RUNG:
-            assert req.rung is not None
-            if rung_level(req.rung) <= state.escalation.level:
-                raise InvalidTransitionError(
-                    f"case is already at rung level {state.escalation.level}; "
-                    f"{req.rung} would not raise it"
-                )
+        case (Action.APPLY_RUNG | Action.PROPOSE_RUNG | Action.CONFIRM_ESCALATION | Action.DISMISS_ESCALATION
+              | Action.DE_ESCALATE | Action.REFER_ACCOUNTABILITY | Action.VERIFY_REFERRAL):
+            esc.check_payload(state, req)
         case Action.ACCEPT_REFERRAL | Action.CONCLUDE_REFERRAL:
             ref = next((r for r in state.referrals if r.referral_id == req.referral_id), None)
             if ref is None:
@@ -500,7 +490,7 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
         case _:
             pass
     if req.new_due_date is not None and req.action in (
-        Action.PRELIM_REJECT, Action.VERIFY_FAIL, Action.UPHOLD_OBJECTION, Action.REOPEN
+        Action.PRELIM_REJECT, Action.VERIFY_FAIL, Action.UPHOLD_OBJECTION, Action.REOPEN, Action.DE_ESCALATE
     ) and req.new_due_date <= today:
         raise InvalidDeadlineError(f"new due date {req.new_due_date} is not after today ({today})")
 
@@ -678,8 +668,19 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
         case Action.RESUME:
             _resume(b, req)
         case Action.APPLY_RUNG:
-            assert req.rung is not None
-            _fire_rung(b, req.rung, automatic=False, actor=actor, reason=req.reason, request_id=req.request_id)
+            esc.apply_rung(b, req)
+        case Action.PROPOSE_RUNG:
+            esc.propose(b, req)
+        case Action.CONFIRM_ESCALATION:
+            esc.confirm(b, req)
+        case Action.DISMISS_ESCALATION:
+            esc.dismiss(b, req)
+        case Action.DE_ESCALATE:
+            if (req_dl := esc.de_escalate(b, req)) is not None:
+                s.pending_deadline = req_dl
+                b.deadline_request = req_dl
+        case Action.VERIFY_REFERRAL:
+            esc.verify_referral(b, req)
         case Action.RECALCULATE_DEADLINE:
             assert s.deadline is not None
             b.record(a.value, actor, old_due_date=s.deadline.due_date.isoformat(),
@@ -687,8 +688,7 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
             s.pending_deadline = s.deadline_source
             b.deadline_request = s.deadline_source
         case Action.REFER_ACCOUNTABILITY:
-            assert req.referral_path is not None
-            _open_referral(b, req.referral_path, req.reason, actor, request_id=req.request_id)
+            esc.refer(b, req)
         case Action.ACCEPT_REFERRAL | Action.CONCLUDE_REFERRAL:
             ref = next(r for r in s.referrals if r.referral_id == req.referral_id)
             if a is Action.ACCEPT_REFERRAL:
@@ -753,55 +753,7 @@ def _resume(b: _Builder, req: ActionRequest) -> None:
     s.suspensions.append(susp)
 
 
-def _fire_rung(
-    b: _Builder, rung: Rung, *, automatic: bool, actor: Actor, reason: str, request_id: str | None = None
-) -> None:
-    s = b.state
-    level = rung_level(rung)
-    s.escalation.level = level
-    s.escalation.max_level = max(s.escalation.max_level, level)
-    s.escalation.fired.append(
-        FiredRung(rung=rung, at=b.now, stage=s.stage, automatic=automatic, reason=reason, by=actor.user_id)
-    )
-    spec = next((r for r in _ladder(s) if r.rung is rung), None)
-    roles = list(spec.notify_roles) if spec else [Role.RESPONSIBLE_UNIT, Role.LEAD_SUPERVISOR, Role.RECTIFICATION_OFFICE]
-    if rung is Rung.ACCOUNTABILITY_TRANSFER and Role.DISCIPLINE_COMMISSION not in roles:
-        roles.append(Role.DISCIPLINE_COMMISSION)
-    event = "ESCALATED" if automatic else Action.APPLY_RUNG.value
-    due = s.deadline.due_date.isoformat() if s.deadline else None
-    b.record(
-        event, actor, reason=reason, request_id=request_id, notify=roles,
-        subject=f"【{RUNG_LABELS_ZH[rung]}】案件 {s.case_no} {STAGE_LABELS_ZH[s.stage]}",
-        rung=rung, level=level, automatic=automatic, due_date=due,
-    )
-    if rung is Rung.ACCOUNTABILITY_TRANSFER:
-        _open_referral(b, ReferralPath.ESCALATION, reason or "escalation ladder reached 移交问责", actor)
-
-
-def _open_referral(
-    b: _Builder, path: ReferralPath, reason: str, actor: Actor, request_id: str | None = None
-) -> None:
-    s = b.state
-    rid = f"{s.case_no}-R{len(s.referrals) + 1}"
-    s.referrals.append(Referral(referral_id=rid, path=path, opened_at=b.now, reason=reason))
-    b.record(
-        "REFERRAL_OPENED" if request_id is None else Action.REFER_ACCOUNTABILITY.value,
-        actor, reason=reason, request_id=request_id,
-        notify=(Role.DISCIPLINE_COMMISSION, Role.RECTIFICATION_OFFICE),
-        referral_id=rid, path=path,
-    )
-
-
 # ---------------------------------------------------------------- the clock
-
-
-def _next_rung(state: CaseState):
-    if state.deadline is None:
-        return None
-    for r in state.deadline.escalation_schedule:
-        if rung_level(r.rung) > state.escalation.level:
-            return r
-    return None
 
 
 def next_wakeup(state: CaseState) -> datetime | None:
@@ -818,7 +770,7 @@ def next_wakeup(state: CaseState) -> datetime | None:
         candidates.append(s.posting.ends_at)
     if s.deadline is not None:
         if s.deadline.escalation_schedule:
-            if (r := _next_rung(s)) is not None:
+            if (r := esc.next_rung(s)) is not None:
                 candidates.append(r.fire_at)
         elif not s.overdue_reminded:
             candidates.append(s.deadline.due_at)
@@ -851,9 +803,7 @@ def on_wakeup(state: CaseState, now: datetime) -> Decision | None:
             b.record("OVERDUE_REMINDER", SYSTEM_ACTOR, reason=f"{STAGE_LABELS_ZH[s.stage]} 已逾期",
                      notify=_overdue_roles(s.stage), due_date=s.deadline.due_date.isoformat())
         return b.decision()
-    while (r := _next_rung(s)) is not None and r.fire_at <= now:
-        _fire_rung(b, r.rung, automatic=True, actor=SYSTEM_ACTOR,
-                   reason=f"逾期:期限 {s.deadline.due_date if s.deadline else ''},{RUNG_LABELS_ZH[r.rung]}")
+    esc.climb(b)
     return b.decision()
 
 
@@ -920,7 +870,7 @@ def projection(state: CaseState, with_filing: bool = True) -> CaseProjection:
         suspended=s.suspension is not None,
         cycle=s.cycle,
         reopen_count=s.reopen_count,
-        open_referrals=sum(1 for r in s.referrals if r.status is not ReferralStatus.CONCLUDED),
+        open_referrals=sum(1 for r in s.referrals if r.status in (ReferralStatus.OPEN, ReferralStatus.ACCEPTED)),
         filed_at=s.filed_at,
         closed_at=s.closed_at,
         last_seq=s.seq,

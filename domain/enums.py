@@ -44,6 +44,7 @@ class Role(StrEnum):
     ASSIST_SUPERVISOR = "ASSIST_SUPERVISOR"  # 配合督导单位
     RESPONSIBLE_UNIT = "RESPONSIBLE_UNIT"  # 主体责任单位
     DISCIPLINE_COMMISSION = "DISCIPLINE_COMMISSION"  # 纪委监委
+    SUPERVISION_OFFICE = "SUPERVISION_OFFICE"  # 市委督查室 / 市政府督查室 (000:427, 431)
     PUBLIC = "PUBLIC"  # 公众
     AUDITOR = "AUDITOR"  # 审计/核查人员 (read only)
     SYSTEM = "SYSTEM"  # the engine itself (timers)
@@ -82,6 +83,11 @@ class Action(StrEnum):
     REOPEN = "REOPEN"  # 回头看重新打开
     HELP_VISIT = "HELP_VISIT"  # 帮扶
     RECALCULATE_DEADLINE = "RECALCULATE_DEADLINE"  # 重新计算期限 (e.g. after a calendar update)
+    PROPOSE_RUNG = "PROPOSE_RUNG"  # 提出拟采取措施
+    CONFIRM_ESCALATION = "CONFIRM_ESCALATION"  # 确认拟采取措施
+    DISMISS_ESCALATION = "DISMISS_ESCALATION"  # 不予采取拟议措施
+    DE_ESCALATE = "DE_ESCALATE"  # 降低督办措施
+    VERIFY_REFERRAL = "VERIFY_REFERRAL"  # 整改办核实追责建议并移交
 
 
 class Rung(StrEnum):
@@ -95,14 +101,50 @@ class Rung(StrEnum):
     SUMMONS = "SUMMONS"  # 约谈
     REGIONAL_APPROVAL_RESTRICTION = "REGIONAL_APPROVAL_RESTRICTION"  # 区域限批
     ACCOUNTABILITY_TRANSFER = "ACCOUNTABILITY_TRANSFER"  # 移交问责
+    # Henan city office (000:310): 专题向市委、市政府主要领导报告. Not in the canonical list of
+    # 000:446; ranked with 挂牌督办 (INFERRED). Appended so the canonical levels 1..8 never move.
+    LEADERSHIP_REPORT = "LEADERSHIP_REPORT"  # 专题报告
 
 
-RUNG_ORDER: tuple[Rung, ...] = tuple(Rung)
+# The canonical ladder of 000:446 in its severity order (levels 1..8).
+RUNG_ORDER: tuple[Rung, ...] = (
+    Rung.NOTICE_LETTER,
+    Rung.WARNING,
+    Rung.CIRCULAR,
+    Rung.SUPERVISION_ORDER,
+    Rung.LISTED_SUPERVISION,
+    Rung.SUMMONS,
+    Rung.REGIONAL_APPROVAL_RESTRICTION,
+    Rung.ACCOUNTABILITY_TRANSFER,
+)
+_EXTRA_LEVELS = {Rung.LEADERSHIP_REPORT: 5}
 
 
 def rung_level(rung: Rung) -> int:
     """Severity level 1..8 of a rung (0 means no escalation)."""
+    if rung in _EXTRA_LEVELS:
+        return _EXTRA_LEVELS[rung]
     return RUNG_ORDER.index(rung) + 1
+
+
+class RungMode(StrEnum):
+    """How a rung of a ladder takes effect when it is due (issue 9)."""
+
+    AUTOMATIC = "AUTOMATIC"  # 自动实施: the engine applies it (SYSTEM actor)
+    PROPOSED = "PROPOSED"  # 拟采取措施: recorded as a proposal; an authorised person confirms or dismisses
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "PENDING"  # 待确认
+    CONFIRMED = "CONFIRMED"  # 已确认实施
+    DISMISSED = "DISMISSED"  # 不予采取
+
+
+class LadderResume(StrEnum):
+    """Where the ladder of a stage resumes after its deadline is re-set (send-back, reopen)."""
+
+    REACHED = "REACHED"  # at the rung already reached: the next overdue climbs from there
+    RESTART = "RESTART"  # from the first rung again
 
 
 class Finding(StrEnum):
@@ -144,10 +186,11 @@ class ReferralPath(StrEnum):
     PERFORMANCE = "PERFORMANCE"  # A: 整改不力/逾期
     FAKE_RECTIFICATION = "FAKE_RECTIFICATION"  # B: 表面/敷衍/虚假整改
     INSPECTION_DOSSIER = "INSPECTION_DOSSIER"  # C: 督察组移交
-    ESCALATION = "ESCALATION"  # ladder reached 移交问责
+    ESCALATION = "ESCALATION"  # legacy: ladder reached 移交问责 (cases filed before issue 9)
 
 
 class ReferralStatus(StrEnum):
+    DRAFT = "DRAFT"  # path B: drafted by the lead supervising unit, awaiting 整改办 verification
     OPEN = "OPEN"  # 已移交
     ACCEPTED = "ACCEPTED"  # 已受理
     CONCLUDED = "CONCLUDED"  # 已办结
@@ -208,6 +251,11 @@ ACTION_LABELS_ZH: dict[Action, str] = {
     Action.REOPEN: "回头看重新整改",
     Action.HELP_VISIT: "帮扶",
     Action.RECALCULATE_DEADLINE: "重新计算期限",
+    Action.PROPOSE_RUNG: "提出拟采取督办措施",
+    Action.CONFIRM_ESCALATION: "确认拟采取措施",
+    Action.DISMISS_ESCALATION: "不予采取拟议措施",
+    Action.DE_ESCALATE: "降低督办措施",
+    Action.VERIFY_REFERRAL: "核实追责建议并移交",
 }
 
 # Ledger events written by the engine itself (human actions use ACTION_LABELS_ZH).
@@ -220,6 +268,8 @@ EVENT_LABELS_ZH: dict[str, str] = {
     "ESCALATION_STOPPED": "督办停止",
     "ARCHIVED": "归档",
     "REFERRAL_OPENED": "移交纪委监委",
+    "ESCALATION_PROPOSED": "拟采取督办措施",
+    "ESCALATION_RESUMED": "督办恢复",
 }
 
 def event_label_zh(event: str) -> str:
@@ -239,6 +289,18 @@ RUNG_LABELS_ZH: dict[Rung, str] = {
     Rung.SUMMONS: "约谈",
     Rung.REGIONAL_APPROVAL_RESTRICTION: "区域限批",
     Rung.ACCOUNTABILITY_TRANSFER: "移交问责",
+    Rung.LEADERSHIP_REPORT: "专题向市委市政府主要领导报告",
+}
+
+RUNG_MODE_LABELS_ZH: dict[RungMode, str] = {
+    RungMode.AUTOMATIC: "自动实施",
+    RungMode.PROPOSED: "拟采取(需确认)",
+}
+
+PROPOSAL_STATUS_LABELS_ZH: dict[ProposalStatus, str] = {
+    ProposalStatus.PENDING: "待确认",
+    ProposalStatus.CONFIRMED: "已确认",
+    ProposalStatus.DISMISSED: "不予采取",
 }
 
 ROLE_LABELS_ZH: dict[Role, str] = {
@@ -247,6 +309,7 @@ ROLE_LABELS_ZH: dict[Role, str] = {
     Role.ASSIST_SUPERVISOR: "配合督导单位",
     Role.RESPONSIBLE_UNIT: "主体责任单位",
     Role.DISCIPLINE_COMMISSION: "纪委监委",
+    Role.SUPERVISION_OFFICE: "督查室",
     Role.PUBLIC: "公众",
     Role.AUDITOR: "审计人员",
     Role.SYSTEM: "系统",
@@ -268,7 +331,7 @@ REFERRAL_PATH_LABELS_ZH: dict[ReferralPath, str] = {
     ReferralPath.PERFORMANCE: "整改不力/逾期",
     ReferralPath.FAKE_RECTIFICATION: "表面/敷衍/虚假整改",
     ReferralPath.INSPECTION_DOSSIER: "督察组移交",
-    ReferralPath.ESCALATION: "督办升级至移交问责",
+    ReferralPath.ESCALATION: "督办升级至移交问责(旧规则)",
 }
 
 LOOKBACK_LABELS_ZH: dict[LookbackFinding, str] = {

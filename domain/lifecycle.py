@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.enums import Action, CaseKind, ReferralStatus, Role, Rung, Stage
+from domain.enums import RUNG_ORDER, Action, CaseKind, ProposalStatus, ReferralStatus, Role, Stage
 from domain.errors import (
     CaseError,
     IncompleteCaseError,
@@ -66,6 +66,8 @@ _RU = frozenset({Role.RESPONSIBLE_UNIT})
 _LEAD = frozenset({Role.LEAD_SUPERVISOR})
 _OFFICE = frozenset({Role.RECTIFICATION_OFFICE})
 _DISC = frozenset({Role.DISCIPLINE_COMMISSION})
+# Who imposes escalation measures: 市委督查室、市政府督查室、市整改办 (000:427).
+_ESC_DECIDERS = frozenset({Role.RECTIFICATION_OFFICE, Role.SUPERVISION_OFFICE})
 
 _N_UNIT = (Role.RESPONSIBLE_UNIT,)
 _N_SUP = (Role.LEAD_SUPERVISOR,)
@@ -276,18 +278,62 @@ RULES: tuple[Rule, ...] = (
     Rule(
         Action.APPLY_RUNG,
         ACTIVE_STAGES,
-        _OFFICE,
+        _ESC_DECIDERS,
+        None,
+        needs=("rung", "reason"),
+        requires=("higher_rung",),
+        to_note="移交问责 also needs report_ref and refers on path A",
+    ),
+    Rule(
+        Action.PROPOSE_RUNG,
+        ACTIVE_STAGES,
+        _ESC_DECIDERS | _LEAD,
         None,
         needs=("rung", "reason"),
         requires=("higher_rung",),
     ),
     Rule(
+        Action.CONFIRM_ESCALATION,
+        NOT_ARCHIVED,
+        _ESC_DECIDERS,
+        None,
+        needs=("proposal_id", "reason"),
+        requires=("pending_proposal",),
+        to_note="移交问责 also needs report_ref and refers on path A",
+    ),
+    Rule(
+        Action.DISMISS_ESCALATION,
+        NOT_ARCHIVED,
+        _ESC_DECIDERS,
+        None,
+        needs=("proposal_id", "reason"),
+        requires=("pending_proposal",),
+    ),
+    Rule(
+        Action.DE_ESCALATE,
+        ACTIVE_STAGES,
+        _OFFICE,
+        None,
+        needs=("reason",),
+        requires=("escalated",),
+        to_note="rung: the lower rung kept (none: no rung); new_due_date: a new deadline for the stage",
+    ),
+    Rule(
         Action.REFER_ACCOUNTABILITY,
         NOT_ARCHIVED - {Stage.REGISTERED},
-        _OFFICE,
+        _ESC_DECIDERS | _LEAD,
         None,
         needs=("referral_path", "reason"),
         notify=(Role.DISCIPLINE_COMMISSION, Role.RESPONSIBLE_UNIT),
+        to_note="path A: office, supervision office, lead; B: lead drafts, office verifies; C: office",
+    ),
+    Rule(
+        Action.VERIFY_REFERRAL,
+        NOT_ARCHIVED,
+        _OFFICE,
+        None,
+        needs=("referral_id", "reason"),
+        requires=("draft_referral",),
     ),
     Rule(
         Action.ACCEPT_REFERRAL,
@@ -386,6 +432,12 @@ def authorize(state: CaseState, actor: Actor, rule: Rule) -> None:
                 raise NotAuthorizedError(
                     f"unit {actor.unit!r} is not the rectification office ({pol.office_unit!r})"
                 )
+        case Role.SUPERVISION_OFFICE:
+            if actor.unit not in pol.supervision_units:
+                raise NotAuthorizedError(
+                    f"unit {actor.unit!r} is not a supervision office "
+                    f"({', '.join(pol.supervision_units) or 'none configured'})"
+                )
         case Role.DISCIPLINE_COMMISSION:
             if pol.discipline_unit and actor.unit != pol.discipline_unit:
                 raise NotAuthorizedError(
@@ -482,8 +534,17 @@ def check_preconditions(state: CaseState, rule: Rule, objection_id: str | None =
                 if {m.seq for m in state.filing.measures} <= set(state.measures_done):
                     raise InvalidTransitionError("every measure is already done")
             case "higher_rung":
-                if state.escalation.level >= len(Rung):
+                if state.escalation.level >= len(RUNG_ORDER):
                     raise InvalidTransitionError("the case is already at the last rung (移交问责)")
+            case "pending_proposal":
+                if not any(p.status is ProposalStatus.PENDING for p in state.escalation.proposals):
+                    raise InvalidTransitionError("the case has no pending escalation proposal (拟采取措施)")
+            case "escalated":
+                if state.escalation.level == 0:
+                    raise InvalidTransitionError("the case has no escalation rung in effect to lower")
+            case "draft_referral":
+                if not any(r.status is ReferralStatus.DRAFT for r in state.referrals):
+                    raise InvalidTransitionError("the case has no drafted referral awaiting verification")
             case _:
                 raise AssertionError(f"unknown precondition {cond}")
 

@@ -8,6 +8,7 @@ stored histories) keep deserialising.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +19,7 @@ from domain.enums import (
     DeadlineKind,
     Finding,
     LookbackFinding,
+    ProposalStatus,
     ReferralPath,
     ReferralStatus,
     Role,
@@ -164,6 +166,8 @@ class ActionRequest(BaseModel):
     objection_id: Ref | None = None
     evidence: Refs = Field(default_factory=list)
     amendment: CaseAmendment | None = None
+    proposal_id: Ref | None = None  # an escalation proposal (拟采取措施) to confirm or dismiss
+    report_ref: Line(200) | None = None  # 追责建议报告 / dossier reference
     # HMAC by the console (domain.signing); required by workers given ACTION_SIGNING_KEY.
     signature: Line(100) | None = None
 
@@ -259,12 +263,44 @@ class FiredRung(BaseModel):
     by: str = "system"
 
 
-class EscalationState(BaseModel):
-    """Escalation of the current deadline episode plus everything that fired."""
+class EscalationProposal(BaseModel):
+    """A rung due under PROPOSED mode, or proposed by hand (拟采取措施), awaiting a decision."""
 
-    level: int = 0  # current rung level (0 = none); reset when the unit acts
+    proposal_id: str  # P1, P2, ... per case
+    rung: Rung
+    stage: Stage
+    cycle: int = 1
+    proposed_at: datetime
+    proposed_by: str = "system"
+    proposed_role: Role = Role.SYSTEM
+    reason: str = ""
+    facts: dict[str, Any] = Field(default_factory=dict)  # what the proposal rests on
+    status: ProposalStatus = ProposalStatus.PENDING
+    decided_at: datetime | None = None
+    decided_by: str = ""
+    decision_reason: str = ""
+    report_ref: str = ""
+
+
+class EscalationState(BaseModel):
+    """Escalation of the current deadline episode plus everything that fired.
+
+    `rules` None/1: the ladder of cases started before issue 9 (level-based, every rung
+    automatic), kept while such a run lasts; 2: rung modes, proposals, profile order, resume.
+    """
+
+    level: int = 0  # severity of the rung in effect (0 = none); back to 0 when the unit acts
     fired: list[FiredRung] = Field(default_factory=list)
     max_level: int = 0
+    rules: int | None = None
+    current: Rung | None = None  # the last rung that took effect in this stage (rules 2)
+    step: int = 0  # index into the deadline's escalation schedule of the next rung (rules 2)
+    held: bool = False  # de-escalated: the current deadline's ladder climbs no further
+    reached: dict[Stage, Rung] = Field(default_factory=dict)  # rung reached per stage, for resume
+    proposals: list[EscalationProposal] = Field(default_factory=list)
+
+    def pending(self) -> list[EscalationProposal]:
+        return [p for p in self.proposals if p.status is ProposalStatus.PENDING]
 
 
 class Objection(BaseModel):
@@ -312,6 +348,9 @@ class Referral(BaseModel):
     status: ReferralStatus = ReferralStatus.OPEN
     outcome: str = ""
     concluded_at: datetime | None = None
+    report_ref: str = ""  # 追责建议报告 (paths A, B) or the inspection team's dossier (path C)
+    drafted_by: str = ""  # path B: the lead supervising unit that drafted it
+    referred_by: str = ""  # who referred it to the discipline commission
 
 
 class VerificationRecord(BaseModel):

@@ -39,6 +39,7 @@ LEAD2 = Actor(user_id="lead-zhao", role=Role.LEAD_SUPERVISOR, unit="市水利局
 PUBLIC = Actor(user_id="citizen-1", role=Role.PUBLIC, unit="")
 DISCIPLINE = Actor(user_id="jw-sun", role=Role.DISCIPLINE_COMMISSION, unit="纪委监委")
 AUDITOR = Actor(user_id="audit-qian", role=Role.AUDITOR, unit="审计组")
+SUPERVISION = Actor(user_id="dcs-zhou", role=Role.SUPERVISION_OFFICE, unit="市委督查室")
 
 
 def make_filing(

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         UnblockRequest,
         authorize_unblock,
     )
+    from domain import escalation as esc
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
@@ -71,6 +72,9 @@ BLOCKED_PATCH = "case-blocked-v1"
 
 class _Blocked(Exception):
     """Raised through `_perform` when the decision could not be recorded and the case blocked."""
+# Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
+# it keep the old ladder until they continue-as-new (domain/escalation.py adopt_rules).
+ESCALATION_RULES_PATCH = "escalation-rules-2"
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -105,6 +109,9 @@ class CaseWorkflow:
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
+        self._esc_rules = workflow.patched(ESCALATION_RULES_PATCH)
+        if self._state is not None:
+            esc.adopt_rules(self._state, self._esc_rules)
         if not self._filed:
             if self._filing is None:
                 policy = await workflow.execute_activity(
@@ -115,6 +122,7 @@ class CaseWorkflow:
                     retry_policy=ACTIVITY_RETRY,
                 )
                 self._filing = _new_case(inp.filing, policy, inp.filed_by)
+                esc.adopt_rules(self._filing.state, self._esc_rules)
             async with self._lock:
                 await self._perform_or_block(self._filing, origin="FILING")
             await self._settle_block()

@@ -41,6 +41,7 @@ USERS: dict[str, tuple[str, list[str]]] = {
     "lead": (LEAD.unit, ["LEAD_SUPERVISOR"]),
     "lead2": (LEAD2.unit, ["LEAD_SUPERVISOR"]),
     "discipline": ("纪委监委", ["DISCIPLINE_COMMISSION"]),
+    "duchashi": ("市委督查室", ["SUPERVISION_OFFICE"]),
     "auditor": ("审计组", ["AUDITOR"]),
     "citizen": ("公众", ["PUBLIC"]),
     "citizen2": ("公众", ["PUBLIC"]),

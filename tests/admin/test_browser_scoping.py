@@ -41,7 +41,7 @@ async def cases(console: Console) -> Cases:
     await act_via_api(console, "ru", c.posting, "SUBMIT_COMPLETION", reason="整改完成")
     await act_via_api(console, "lead", c.posting, "PRELIM_PASS")
     await act_via_api(console, "office", c.posting, "REFER_ACCOUNTABILITY", referral_path="PERFORMANCE",
-                      reason=c.reason)
+                      reason=c.reason, report_ref="追责建议报告-1")
     async with console.api("ru-other") as http:  # a refused attempt: only the office and auditors see it
         assert (await http.post(f"/api/v1/cases/{c.posting}/actions/REPORT_PROGRESS",
                                 json={"reason": "越权"})).status_code == 404

@@ -164,6 +164,34 @@ async def test_list_my_work_export_and_dashboard(console: Console, tmp_path: Pat
     assert "overdue:" in ok(await console.cli("dashboard"))
 
 
+async def test_an_escalation_proposal_is_in_the_offices_work_and_a_supervision_office_confirms_it(
+    console: Console,
+) -> None:
+    """The lead proposes 约谈 (casectl act PROPOSE_RUNG); office and 督查室 see the case in my-work; the
+    督查室 confirms it with --proposal-id; a path-B draft waits for the office in my-work too."""
+    case_no = await file_via_api(console, console.case_record())
+    await act_via_api(console, "office", case_no, "TRANSFER")
+    await act_via_api(console, "ru", case_no, "ACKNOWLEDGE")
+    ok(await console.cli("act", case_no, "PROPOSE_RUNG", "--rung", "SUMMONS", "--reason", "多次调度无进展",
+                         user="lead"))
+    for user in ("office", "duchashi"):
+        mine = json.loads(ok(await console.cli("my-work", "--json", user=user)))
+        assert case_no in [c["case_no"] for c in mine["cases"]], user
+    shown = json.loads(ok(await console.cli("show", case_no, "--json", user="duchashi")))
+    assert "CONFIRM_ESCALATION" in [a["action"] for a in shown["allowed_actions"]]
+    assert [(p["proposal_id"], p["status"]) for p in shown["escalation_proposals"]] == [("P1", "PENDING")]
+    assert "proposal:     P1 SUMMONS" in ok(await console.cli("show", case_no, user="duchashi"))
+    ok(await console.cli("act", case_no, "CONFIRM_ESCALATION", "--proposal-id", "P1", "--reason", "约谈县长",
+                         user="duchashi"))
+    shown = json.loads(ok(await console.cli("show", case_no, "--json", user="office")))
+    assert "CONFIRM_ESCALATION" in [e["event"] for e in shown["ledger"]]
+    assert shown["case"]["rung"] == "SUMMONS"
+    ok(await console.cli("act", case_no, "REFER_ACCOUNTABILITY", "--referral-path", "FAKE_RECTIFICATION",
+                         "--report-ref", "追责建议报告-5", "--reason", "虚假整改", user="lead"))
+    mine = json.loads(ok(await console.cli("my-work", "--json", user="discipline")))
+    assert case_no not in [c["case_no"] for c in mine["cases"]]  # a draft is not yet referred
+
+
 async def test_import_json_and_xlsx_with_a_per_row_report(console: Console, tmp_path: Path) -> None:
     good = console.case_record()
     bad = dict(console.case_record(), kind="UNKNOWN_KIND")

@@ -117,6 +117,35 @@ async def test_case_page_shows_only_allowed_actions_and_a_refusal_shows_the_reas
         await h.aclose()
 
 
+async def test_escalation_proposal_forms_on_the_case_page(console: Console) -> None:
+    """A lead's proposal shows on the case page; the 督查室 gets confirm/dismiss forms with the pending
+    proposal to choose, and confirming through the form puts the rung in effect."""
+    case_no = await file_via_api(console, console.case_record())
+    await act_via_api(console, "office", case_no, "TRANSFER")
+    await act_via_api(console, "ru", case_no, "ACKNOWLEDGE")
+    lead = await login(console, "lead")
+    page = await lead.get(f"/cases/{case_no}")
+    assert 'data-testid="open-PROPOSE_RUNG"' in page.text and "提出拟采取督办措施" in page.text
+    assert 'data-testid="open-CONFIRM_ESCALATION"' not in page.text
+    r = await lead.post(f"/cases/{case_no}/act/PROPOSE_RUNG", data={
+        "csrf_token": _csrf(page.text), "rung": "SUMMONS", "reason": "多次调度无进展"})
+    assert r.status_code == 303, r.text
+    dcs = await login(console, "duchashi")
+    page = await dcs.get(f"/cases/{case_no}")
+    assert 'data-testid="proposals"' in page.text and "待确认 pending" in page.text
+    form = page.text.split('data-testid="form-CONFIRM_ESCALATION"')[1].split("</form>")[0]
+    assert '<option value="P1">' in form and "拟采取措施 (escalation proposal)" in form
+    assert 'name="report_ref"' in form and 'data-testid="open-DISMISS_ESCALATION"' in page.text
+    r = await dcs.post(f"/cases/{case_no}/act/CONFIRM_ESCALATION", data={
+        "csrf_token": _csrf(page.text), "proposal_id": "P1", "reason": "约谈县政府主要负责人", "report_ref": ""})
+    assert r.status_code == 303, r.text
+    page = await dcs.get(r.headers["location"])
+    assert "已确认" in page.text or "CONFIRMED" in page.text
+    assert "约谈" in page.text
+    for h in (lead, dcs):
+        await h.aclose()
+
+
 async def test_list_filters_paging_and_export(console: Console) -> None:
     nos = [await file_via_api(console, console.case_record()) for _ in range(2)]
     await act_via_api(console, "office", nos[0], "TRANSFER")

@@ -97,3 +97,19 @@ def test_roles_and_csv_export() -> None:
                         "suspended": True}])
     assert data.startswith("\ufeff".encode()) and "A-1" in data.decode("utf-8-sig")
     assert "甲、乙" in data.decode("utf-8-sig") and "2027-01-01" in data.decode("utf-8-sig")
+
+
+def test_escalation_forms_carry_the_proposal_and_the_report_reference() -> None:
+    """确认拟采取措施 and 移交问责 forms: proposal id and 追责建议报告 reference reach the request."""
+    from domain.model import Actor
+
+    office = Actor(user_id="o", role=Role.RECTIFICATION_OFFICE, unit="整改办")
+    assert [n for n, _ in form_fields(Action.CONFIRM_ESCALATION)][:3] == ["proposal_id", "reason", "report_ref"]
+    p = payload_from_form(Action.CONFIRM_ESCALATION, {"proposal_id": "P2", "reason": " 同意 ", "report_ref": "报告-1"})
+    req = build_request(Action.CONFIRM_ESCALATION, office, p, "r-9")
+    assert (req.proposal_id, req.reason, req.report_ref) == ("P2", "同意", "报告-1")
+    with pytest.raises(FormError, match="required for DISMISS_ESCALATION"):
+        build_request(Action.DISMISS_ESCALATION, office, payload_from_form(Action.DISMISS_ESCALATION, {}), "r")
+    p = payload_from_form(Action.DE_ESCALATE, {"reason": "进展明显", "rung": "WARNING", "new_due_date": "2027-01-31"})
+    req = build_request(Action.DE_ESCALATE, office, p, "r-10")
+    assert (req.rung, req.new_due_date) == ("WARNING", date(2027, 1, 31))

@@ -69,7 +69,7 @@ async def seeded(console: Console) -> Seeded:
     await act_via_api(console, "office", s.referred, "TRANSFER")
     await act_via_api(console, "ru", s.referred, "ACKNOWLEDGE")
     await act_via_api(console, "office", s.referred, "REFER_ACCOUNTABILITY", referral_path="PERFORMANCE",
-                      reason=s.referral_reason)
+                      reason=s.referral_reason, report_ref="追责建议报告-1")
     async with console.api("ru-other") as http:  # a refused attempt, recorded in refused_action
         r = await http.post(f"/api/v1/cases/{s.referred}/actions/REPORT_PROGRESS", json={"reason": "越权"})
         assert r.status_code == 404

@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 
 from audit.history import HistoryError, order_runs, parse_history, sha256_text
 from audit.timeline import TimelineEntry, build_timeline, render_html, render_pdf, render_text
-from domain.enums import RUNG_LABELS_ZH, Rung
+from domain.enums import RUNG_LABELS_ZH, RUNG_ORDER, Rung
 
 ROOT = Path(__file__).resolve().parents[2]
 HISTORIES = ROOT / "tests" / "replay" / "histories"
@@ -54,7 +54,7 @@ def test_continue_as_new_runs_are_put_in_execution_order() -> None:
 def test_the_escalation_timeline_shows_every_rung_with_the_timer_that_fired_it() -> None:
     entries = build_timeline(_run("escalation_to_last_rung"))
     rungs = [e for e in entries if e.label_en == "ESCALATED"]
-    assert [e.data["rung"] for e in rungs] == [r.value for r in Rung]
+    assert [e.data["rung"] for e in rungs] == [r.value for r in RUNG_ORDER]
     for e in rungs:
         assert RUNG_LABELS_ZH[Rung(e.data["rung"])] in e.label_zh
         assert e.actor_role_zh == "系统" and "定时器" in e.detail and "逾期" in e.reason

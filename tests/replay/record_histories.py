@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.migrate import migrate
 from domain.calendar import local_date
-from domain.enums import Action, LookbackFinding
+from domain.enums import Action, LookbackFinding, Rung
 from domain.policy import Policy
 from embedded import EmbeddedPostgres, find_free_port
 from tests.harness import (
@@ -31,6 +31,7 @@ from tests.harness import (
     OFFICE,
     PUBLIC,
     RU,
+    SUPERVISION,
     CaseDriver,
     case_worker,
     criteria,
@@ -68,17 +69,72 @@ async def happy_path(env: WorkflowEnvironment, c: CaseDriver) -> None:
     await c.do(Action.RECORD_FILING, OFFICE)
 
 
+async def _pending(c: CaseDriver, proposal_id: str) -> None:
+    for _ in range(100):
+        if any(p.proposal_id == proposal_id for p in (await c.state()).escalation.pending()):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{c.case_no}: proposal {proposal_id} never appeared")
+
+
 async def escalation_to_last_rung(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Recorded before issue 9 (every rung automatic, referral by the timer): the stored file
+    proves such runs replay; re-recorded today it confirms the three proposals instead."""
     await c.file()
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
     handle = c.client.get_workflow_handle(case_workflow_id(c.case_no))
     await env.fast_forward(handle, timedelta(days=150))
+    for pid in ("P1", "P2", "P3"):
+        await _pending(c, pid)
+        extra = {"report_ref": "追责建议报告-1"} if pid == "P3" else {}
+        await c.do(Action.CONFIRM_ESCALATION, OFFICE, proposal_id=pid, reason="同意", **extra)
+    await c.do(Action.SUBMIT_COMPLETION, RU)
+
+
+async def escalation_proposal_confirmed(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """函告 … 挂牌督办 by the timer, 约谈 proposed and confirmed by a 督查室, then the unit completes."""
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=55))
+    await _pending(c, "P1")
+    await c.do(Action.CONFIRM_ESCALATION, SUPERVISION, proposal_id="P1", reason="约谈县政府主要负责人")
+    await c.do(Action.SUBMIT_COMPLETION, RU)
+
+
+async def escalation_proposal_dismissed(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """约谈 proposed and dismissed with a reason; the ladder goes on to propose 区域限批."""
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    handle = c.client.get_workflow_handle(case_workflow_id(c.case_no))
+    await env.fast_forward(handle, timedelta(days=55))
+    await _pending(c, "P1")
+    await c.do(Action.DISMISS_ESCALATION, OFFICE, proposal_id="P1", reason="已签订整改承诺")
+    await env.fast_forward(handle, timedelta(days=30))
+    await _pending(c, "P2")
+
+
+async def escalation_de_escalated(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """督办 reached; the office lowers it to 警示 with a new due date; 通报 follows that date."""
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    handle = c.client.get_workflow_handle(case_workflow_id(c.case_no))
+    await env.fast_forward(handle, timedelta(days=25))
     for _ in range(100):
-        if (await c.state()).escalation.level == 8:
+        if (await c.state()).escalation.level >= 4:
             break
         await asyncio.sleep(0.1)
-    await c.do(Action.SUBMIT_COMPLETION, RU)
+    today_case = local_date((await c.state()).timeline[-1].at)
+    await c.do(Action.DE_ESCALATE, OFFICE, rung=Rung.WARNING, reason="整改取得实质进展",
+               new_due_date=today_case + timedelta(days=20))
+    await env.fast_forward(handle, timedelta(days=40))
+    for _ in range(100):
+        if (await c.state()).escalation.fired[-1].rung is not Rung.SUPERVISION_ORDER:
+            break
+        await asyncio.sleep(0.1)
 
 
 async def objection(env: WorkflowEnvironment, c: CaseDriver) -> None:
@@ -118,6 +174,9 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
     "happy_path": happy_path,
     "archived_after_lookback": archived_after_lookback,
     "escalation_to_last_rung": escalation_to_last_rung,
+    "escalation_proposal_confirmed": escalation_proposal_confirmed,
+    "escalation_proposal_dismissed": escalation_proposal_dismissed,
+    "escalation_de_escalated": escalation_de_escalated,
     "objection": objection,
     "reopen": reopen,
     "continue_as_new": continue_as_new,

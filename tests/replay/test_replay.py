@@ -34,7 +34,9 @@ async def test_stored_history_replays_without_nondeterminism(path: Path) -> None
 
 def test_the_recorded_scenarios_are_all_present() -> None:
     """The replay suite covers the representative paths (happy, escalation, objection, reopen, CAN,
-    a case closed and archived a year later: a completed run)."""
+    a case closed and archived a year later: a completed run; escalation proposals confirmed and
+    dismissed, a de-escalation)."""
     stems = {re.sub(r"_run\d+$", "", p.stem) for p in HISTORIES}
     assert {"happy_path", "escalation_to_last_rung", "objection", "reopen", "continue_as_new",
-            "archived_after_lookback"} <= stems
+            "archived_after_lookback", "escalation_proposal_confirmed", "escalation_proposal_dismissed",
+            "escalation_de_escalated"} <= stems

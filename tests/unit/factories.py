@@ -62,6 +62,7 @@ LEAD = Actor(user_id="lead-1", role=Role.LEAD_SUPERVISOR, unit=LEAD_UNIT)
 LEAD2 = Actor(user_id="lead-2", role=Role.LEAD_SUPERVISOR, unit=LEAD2_UNIT)
 ASSIST = Actor(user_id="assist-1", role=Role.ASSIST_SUPERVISOR, unit=ASSIST_UNIT)
 DISCIPLINE = Actor(user_id="disc-1", role=Role.DISCIPLINE_COMMISSION, unit=DISCIPLINE_UNIT)
+SUPERVISION = Actor(user_id="dcs-1", role=Role.SUPERVISION_OFFICE, unit="市委督查室")
 PUBLIC = Actor(user_id="citizen-1", role=Role.PUBLIC, unit="")
 AUDITOR = Actor(user_id="audit-1", role=Role.AUDITOR, unit="审计局")
 SYSTEM = Actor(user_id="system", role=Role.SYSTEM, unit="engine")
@@ -73,6 +74,7 @@ AUTHORISED: dict[Role, Actor] = {
     Role.LEAD_SUPERVISOR: LEAD,
     Role.ASSIST_SUPERVISOR: ASSIST,
     Role.DISCIPLINE_COMMISSION: DISCIPLINE,
+    Role.SUPERVISION_OFFICE: SUPERVISION,
     Role.PUBLIC: PUBLIC,
 }
 
@@ -178,7 +180,12 @@ PAYLOAD: dict[Action, dict[str, Any]] = {
     Action.REQUEST_EXTENSION: {"new_due_date": PLAN_DUE + timedelta(days=30), "reason": "工程量大"},
     Action.REJECT_EXTENSION: {"reason": "理由不充分"},
     Action.SUSPEND: {"reason": "司法程序"},
-    Action.REFER_ACCOUNTABILITY: {"referral_path": None, "reason": "整改不力"},
+    Action.REFER_ACCOUNTABILITY: {"referral_path": None, "reason": "整改不力", "report_ref": "追责建议报告〔2025〕1号"},
+    Action.PROPOSE_RUNG: {"rung": None, "reason": "进度明显滞后"},
+    Action.CONFIRM_ESCALATION: {"proposal_id": "P1", "reason": "同意约谈"},
+    Action.DISMISS_ESCALATION: {"proposal_id": "P1", "reason": "已有整改进展"},
+    Action.DE_ESCALATE: {"reason": "整改取得实质进展"},
+    Action.VERIFY_REFERRAL: {"referral_id": None, "reason": "核实属实"},
     Action.CONCLUDE_REFERRAL: {"reason": "已给予处分"},
     Action.REOPEN: {"lookback_finding": LookbackFinding.REBOUND, "reason": "问题反弹"},
     Action.HELP_VISIT: {"reason": "现场帮扶"},
@@ -195,6 +202,10 @@ def payload(action: Action) -> dict[str, Any]:
         out["criteria"] = criteria()
     if action is Action.REFER_ACCOUNTABILITY:
         out["referral_path"] = ReferralPath.PERFORMANCE
+    if action is Action.PROPOSE_RUNG:
+        from domain.enums import Rung
+
+        out["rung"] = Rung.SUMMONS
     if action is Action.AMEND:
         from domain.model import CaseAmendment
 

@@ -123,7 +123,7 @@ def test_discipline_commission_cannot_accept_a_referral_that_does_not_exist():
     s, now = state_in(Stage.RECTIFYING)
     with pytest.raises(InvalidTransitionError, match="no open referral"):
         decide(s, request(Action.ACCEPT_REFERRAL, DISCIPLINE, referral_id=f"{s.case_no}-R1"), now)
-    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期")
+    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期", report_ref="追责建议报告-1")
 
     with pytest.raises(MissingInputError, match="no referral"):
         decide(s, request(Action.ACCEPT_REFERRAL, DISCIPLINE, referral_id=f"{s.case_no}-R9"), now)
@@ -132,7 +132,7 @@ def test_discipline_commission_cannot_accept_a_referral_that_does_not_exist():
 def test_discipline_commission_of_another_unit_is_refused():
     """Only the policy's discipline unit may act as 纪委监委."""
     s, now = state_in(Stage.RECTIFYING)
-    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期")
+    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期", report_ref="追责建议报告-1")
     other = Actor(user_id="disc-x", role=Role.DISCIPLINE_COMMISSION, unit="县纪委监委")
 
     with pytest.raises(NotAuthorizedError, match="not the discipline commission"):

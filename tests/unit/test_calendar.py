@@ -19,7 +19,7 @@ from domain.calendar import (
     local_date,
 )
 from domain.deadlines import compute_deadline, explain
-from domain.enums import DayCount, Rung, Stage
+from domain.enums import RUNG_ORDER, DayCount, Rung, Stage
 from domain.model import DeadlineRequest
 from domain.policy import CANONICAL_LADDER
 from tests.unit.factories import UTC, calendar
@@ -303,7 +303,7 @@ def test_escalation_schedule_counts_rung_delays_in_working_days_from_the_due_dat
     )
 
     fire = {r.rung: r.fire_date for r in dl.escalation_schedule}
-    assert [r.rung for r in dl.escalation_schedule] == list(Rung)
+    assert [r.rung for r in dl.escalation_schedule] == list(RUNG_ORDER)
     assert fire[Rung.NOTICE_LETTER] == date(2025, 9, 26)
     assert fire[Rung.WARNING] == date(2025, 10, 10)  # 9-28, 9-29, 9-30, 10-9, 10-10
     assert fire[Rung.CIRCULAR] == date(2025, 10, 16)  # 10-11, 10-13, 10-14, 10-15, 10-16

@@ -18,10 +18,12 @@ from domain.enums import (
     ReferralStatus,
     Role,
     Rung,
+    RungMode,
     Stage,
     rung_level,
 )
-from domain.errors import InvalidTransitionError
+from domain.errors import InvalidTransitionError, MissingInputError
+from domain.escalation import mode_of
 from domain.model import CaseAmendment
 from domain.policy import Policy, StageLimit
 from tests.unit.factories import (
@@ -76,8 +78,16 @@ def test_nothing_fires_before_the_due_date_expires():
     assert on_wakeup(s, end_of_day(PLAN_DUE) - timedelta(seconds=1)) is None
 
 
+def _confirm_pending(s, at):
+    """An authorised office user confirms the pending proposal (with a report for 移交问责)."""
+    p = s.escalation.pending()[0]
+    extra = {"report_ref": "追责建议报告〔2025〕7号"} if p.rung is Rung.ACCOUNTABILITY_TRANSFER else {}
+    return act(s, Action.CONFIRM_ESCALATION, OFFICE, at, proposal_id=p.proposal_id, reason="同意", **extra)
+
+
 def test_each_wakeup_climbs_exactly_one_rung_through_the_whole_ladder():
-    """Waking at each rung's fire_at fires that rung only: level 1, 2, … 8, in canonical order."""
+    """Waking at each rung's fire_at deals with that rung only, in canonical order: 函告 … 挂牌督办
+    take effect by themselves; 约谈, 区域限批, 移交问责 are proposed and take effect when confirmed."""
     s = _rectifying()
 
     for expected_level, rung in enumerate(RUNG_ORDER, start=1):
@@ -86,40 +96,63 @@ def test_each_wakeup_climbs_exactly_one_rung_through_the_whole_ladder():
         decision = on_wakeup(s, at)
         assert decision is not None
         s = decision.state
+        if mode_of(s, rung) is RungMode.PROPOSED:
+            assert [e.event for e in decision.entries] == ["ESCALATION_PROPOSED"]
+            assert s.escalation.level == expected_level - 1 and next_wakeup(s) is None  # waits for a person
+            s = _confirm_pending(s, at)
+            assert s.escalation.fired[-1].automatic is False and s.escalation.fired[-1].by == OFFICE.user_id
+        else:
+            escalated = [e for e in decision.entries if e.event == "ESCALATED"]
+            assert len(escalated) == 1 and escalated[0].data["rung"] is rung
+            assert s.escalation.fired[-1].automatic
         assert s.escalation.level == expected_level == rung_level(rung)
-        assert s.escalation.fired[-1].rung is rung and s.escalation.fired[-1].automatic
-        escalated = [e for e in decision.entries if e.event == "ESCALATED"]
-        assert len(escalated) == 1 and escalated[0].data["rung"] is rung
+        assert s.escalation.fired[-1].rung is rung
 
     assert s.escalation.max_level == 8
     assert [f.rung for f in s.escalation.fired] == list(RUNG_ORDER)
     assert s.stage is Stage.RECTIFYING
 
 
-def test_last_rung_opens_a_referral_and_notifies_the_discipline_commission():
-    """移交问责 opens an ESCALATION referral and sends notices addressed to 纪委监委."""
+def test_last_rung_is_only_proposed_and_never_reaches_the_discipline_commission_by_itself():
+    """移交问责 when due is a proposal to the office and supervision offices; no referral, no notice
+    to 纪委监委. Confirmed with a 追责建议报告 it opens a path-A referral addressed to 纪委监委."""
     s = _rectifying()
-    for _ in range(7):
-        s = wake(s, next_wakeup(s))  # type: ignore[arg-type]
+    while (at := next_wakeup(s)) is not None and at < end_of_day(CANONICAL_FIRE_DATES[-1]):
+        s = wake(s, at)
+        if s.escalation.pending():
+            s = _confirm_pending(s, at)
 
     decision = on_wakeup(s, end_of_day(CANONICAL_FIRE_DATES[-1]))
 
     assert decision is not None
-    after = decision.state
-    assert [e.event for e in decision.entries] == ["ESCALATED", "REFERRAL_OPENED"]
-    assert [(r.path, r.status) for r in after.referrals] == [(ReferralPath.ESCALATION, ReferralStatus.OPEN)]
-    commission = [n for n in decision.notices if n.recipient_role is Role.DISCIPLINE_COMMISSION]
+    proposed = decision.state
+    assert [e.event for e in decision.entries] == ["ESCALATION_PROPOSED"]
+    assert proposed.referrals == []
+    assert {n.recipient_role for n in decision.notices} == {Role.RECTIFICATION_OFFICE, Role.SUPERVISION_OFFICE}
+    assert {n.recipient_unit for n in decision.notices} == {"整改办", "市委督查室", "市政府督查室"}
+    facts = proposed.escalation.pending()[0].facts
+    assert facts["due_date"] == PLAN_DUE.isoformat() and facts["days_overdue"] > 60
+    assert facts["rungs_in_effect"][-1] == Rung.REGIONAL_APPROVAL_RESTRICTION.value
+
+    confirmed = decide(proposed, request(Action.CONFIRM_ESCALATION, OFFICE, proposal_id="P3", reason="逾期两月",
+                                         report_ref="追责建议报告〔2025〕7号"), end_of_day(CANONICAL_FIRE_DATES[-1]))
+    after = confirmed.state
+    assert [(r.path, r.status, r.report_ref) for r in after.referrals] == [
+        (ReferralPath.PERFORMANCE, ReferralStatus.OPEN, "追责建议报告〔2025〕7号")]
+    commission = [n for n in confirmed.notices if n.recipient_role is Role.DISCIPLINE_COMMISSION]
     assert commission and all(n.recipient_unit == "纪委监委" for n in commission)
-    assert {n.seq for n in commission} == {e.seq for e in decision.entries}
     assert after.stage is Stage.RECTIFYING  # a referral never closes or moves the case
 
 
 def test_no_wakeup_after_the_last_rung():
-    """Once every rung has fired, next_wakeup is None."""
+    """Once every rung has been dealt with, next_wakeup is None."""
     s = _rectifying()
-    for _ in range(8):
-        s = wake(s, next_wakeup(s))  # type: ignore[arg-type]
+    while (at := next_wakeup(s)) is not None:
+        s = wake(s, at)
+        if s.escalation.pending():
+            s = _confirm_pending(s, at)
 
+    assert len(s.escalation.fired) == 8
     assert next_wakeup(s) is None
     assert on_wakeup(s, datetime(2030, 1, 1, tzinfo=UTC)) is None
 
@@ -186,6 +219,8 @@ def test_county_ladder_has_three_rungs():
     fired = []
     while (at := next_wakeup(s)) is not None:
         s = wake(s, at)
+        if s.escalation.pending():
+            s = _confirm_pending(s, at)
         fired.append(s.escalation.fired[-1].rung)
 
     assert fired == [Rung.CIRCULAR, Rung.SUPERVISION_ORDER, Rung.SUMMONS]
@@ -216,14 +251,17 @@ def test_manual_rung_not_above_the_current_level_is_refused(rung: Rung):
         decide(s, request(Action.APPLY_RUNG, OFFICE, rung=rung, reason="x"), end_of_day(CANONICAL_FIRE_DATES[2]))
 
 
-def test_manual_accountability_rung_opens_a_referral():
-    """A manual 移交问责 also opens an ESCALATION referral."""
+def test_manual_accountability_rung_opens_a_path_a_referral_with_its_report():
+    """A manual 移交问责 needs the 追责建议报告 reference and opens a PERFORMANCE (path A) referral."""
     s = _rectifying()
 
-    after = act(s, Action.APPLY_RUNG, OFFICE, NOW, rung=Rung.ACCOUNTABILITY_TRANSFER, reason="虚报整改")
+    with pytest.raises(MissingInputError, match="report_ref"):
+        decide(s, request(Action.APPLY_RUNG, OFFICE, rung=Rung.ACCOUNTABILITY_TRANSFER, reason="逾期"), NOW)
+    after = act(s, Action.APPLY_RUNG, OFFICE, NOW, rung=Rung.ACCOUNTABILITY_TRANSFER, reason="逾期",
+                report_ref="追责建议报告-9")
 
     assert after.escalation.level == 8
-    assert [r.path for r in after.referrals] == [ReferralPath.ESCALATION]
+    assert [(r.path, r.report_ref) for r in after.referrals] == [(ReferralPath.PERFORMANCE, "追责建议报告-9")]
     assert next_wakeup(after) is None
 
 
@@ -306,10 +344,11 @@ def test_resume_keeps_the_escalation_level():
 
 
 def test_transferred_stage_escalates_when_acknowledgement_is_overdue():
-    """签收 has a 3-working-day limit that escalates on the canonical ladder."""
+    """签收 has a 3-working-day limit that escalates on the lower rungs only (函告 … 督办)."""
     s, _ = state_in(Stage.TRANSFERRED)
 
-    assert s.deadline is not None and len(s.deadline.escalation_schedule) == 8
+    assert s.deadline is not None
+    assert [r.rung for r in s.deadline.escalation_schedule] == list(RUNG_ORDER[:4])
     s = wake(s, s.deadline.due_at)
 
     assert s.escalation.level == 1 and s.stage is Stage.TRANSFERRED
@@ -328,15 +367,17 @@ def test_old_plan_date_already_past_starts_its_ladder_on_acknowledgement():
     assert decision is not None and decision.state.escalation.level == 1
 
 
-def test_old_plan_date_without_rebasing_fires_every_rung_at_once():
-    """With rebase_overdue_ladder off, a 2022 plan date escalates all the way on the first wakeup."""
+def test_old_plan_date_without_rebasing_fires_every_automatic_rung_at_once():
+    """With rebase_overdue_ladder off, a 2022 plan date climbs to 挂牌督办 on the first wakeup and
+    proposes 约谈; nothing further until a person decides."""
     s = new_state(make_filing(deadline=parse_deadline("2022年12月31日")), Policy(rebase_overdue_ladder=False))
     s = act(act(s, Action.TRANSFER, OFFICE), Action.ACKNOWLEDGE, RU)
 
     decision = on_wakeup(s, NOW)
 
-    assert decision is not None and decision.state.escalation.level == 8
-    assert len(decision.state.referrals) == 1
+    assert decision is not None and decision.state.escalation.level == 5
+    assert [p.rung for p in decision.state.escalation.pending()] == [Rung.SUMMONS]
+    assert decision.state.referrals == []
 
 
 def test_ongoing_item_has_no_deadline_and_no_automatic_escalation():

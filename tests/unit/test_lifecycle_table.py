@@ -53,7 +53,20 @@ def _suspend(s: CaseState, now: datetime) -> CaseState:
 
 
 def _refer(s: CaseState, now: datetime) -> CaseState:
-    return act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="整改不力")
+    return act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="整改不力", report_ref="追责建议报告-1")
+
+
+def _propose(s: CaseState, now: datetime) -> CaseState:
+    return act(s, Action.PROPOSE_RUNG, LEAD, now, rung=Rung.SUMMONS, reason="进度明显滞后")
+
+
+def _warn(s: CaseState, now: datetime) -> CaseState:
+    return act(s, Action.APPLY_RUNG, OFFICE, now, rung=Rung.WARNING, reason="进度滞后")
+
+
+def _draft_referral(s: CaseState, now: datetime) -> CaseState:
+    return act(s, Action.REFER_ACCOUNTABILITY, LEAD, now, referral_path=ReferralPath.FAKE_RECTIFICATION,
+               reason="虚假整改", report_ref="追责建议报告-2")
 
 
 def _refer_and_accept(s: CaseState, now: datetime) -> CaseState:
@@ -101,6 +114,11 @@ SCENARIOS: dict[Action, Scenario] = {
     Action.ACCEPT_REFERRAL: Scenario(Stage.RECTIFYING, DISCIPLINE, setup=_refer),
     Action.CONCLUDE_REFERRAL: Scenario(Stage.RECTIFYING, DISCIPLINE, setup=_refer_and_accept),
     Action.REOPEN: Scenario(Stage.CLOSED, OFFICE),
+    Action.PROPOSE_RUNG: Scenario(Stage.RECTIFYING, LEAD, fields={"rung": Rung.SUMMONS}),
+    Action.CONFIRM_ESCALATION: Scenario(Stage.RECTIFYING, OFFICE, setup=_propose),
+    Action.DISMISS_ESCALATION: Scenario(Stage.RECTIFYING, OFFICE, setup=_propose),
+    Action.DE_ESCALATE: Scenario(Stage.RECTIFYING, OFFICE, setup=_warn),
+    Action.VERIFY_REFERRAL: Scenario(Stage.RECTIFYING, OFFICE, setup=_draft_referral),
     Action.HELP_VISIT: Scenario(Stage.RECTIFYING, ASSIST),
     Action.RECALCULATE_DEADLINE: Scenario(Stage.RECTIFYING, OFFICE),
 }
@@ -112,7 +130,7 @@ def _arrange(action: Action) -> tuple[CaseState, datetime, Scenario, dict[str, A
     if sc.setup is not None:
         state = sc.setup(state, now)
     fields = {**payload(action), **sc.fields}
-    if action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL):
+    if action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL, Action.VERIFY_REFERRAL):
         fields["referral_id"] = state.referrals[0].referral_id
     return state, now, sc, fields
 
@@ -201,7 +219,7 @@ def test_each_action_is_refused_in_a_stage_it_is_not_allowed_in(rule: Rule, stag
     fields = payload(rule.action)
     if rule.action is Action.APPLY_RUNG:
         fields.update(rung=Rung.NOTICE_LETTER, reason="x")
-    if rule.action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL):
+    if rule.action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL, Action.VERIFY_REFERRAL):
         fields["referral_id"] = "none"
     actor = AUTHORISED[sorted(rule.roles)[0]]
     before = state.model_dump()

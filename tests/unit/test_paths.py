@@ -393,23 +393,29 @@ def test_archived_case_cannot_be_reopened():
 @pytest.mark.parametrize("stage", [Stage.TRANSFERRED, Stage.RECTIFYING, Stage.VERIFICATION, Stage.CLOSED,
                                    Stage.LONG_TERM_MAINTENANCE])
 def test_accountability_referral_never_changes_the_stage(stage: Stage):
-    """移交问责 opens a referral and notifies the commission but leaves the case where it is."""
+    """移交问责 path B: the lead drafts, the office verifies and refers; the case stays where it is."""
     s, now = state_in(stage)
 
-    decision = decide(s, request(Action.REFER_ACCOUNTABILITY, OFFICE, referral_path=ReferralPath.FAKE_RECTIFICATION,
-                                 reason="虚假整改"), now)
+    drafted = decide(s, request(Action.REFER_ACCOUNTABILITY, LEAD, referral_path=ReferralPath.FAKE_RECTIFICATION,
+                                reason="虚假整改", report_ref="追责建议报告-2"), now)
+    assert [(r.path, r.status) for r in drafted.state.referrals] == [
+        (ReferralPath.FAKE_RECTIFICATION, ReferralStatus.DRAFT)]
+    assert not any(n.recipient_role is Role.DISCIPLINE_COMMISSION for n in drafted.notices)
+    decision = decide(drafted.state, request(Action.VERIFY_REFERRAL, OFFICE, referral_id=drafted.state.referrals[0]
+                                             .referral_id, reason="核实属实"), now)
 
     after = decision.state
     assert after.stage is stage
     assert after.deadline == s.deadline
-    assert [(r.path, r.status) for r in after.referrals] == [(ReferralPath.FAKE_RECTIFICATION, ReferralStatus.OPEN)]
+    assert [(r.path, r.status, r.report_ref) for r in after.referrals] == [
+        (ReferralPath.FAKE_RECTIFICATION, ReferralStatus.OPEN, "追责建议报告-2")]
     assert any(n.recipient_role is Role.DISCIPLINE_COMMISSION for n in decision.notices)
 
 
 def test_referral_is_accepted_then_concluded_by_the_commission_without_moving_the_case():
     """纪委监委 accepts and concludes a referral; the case stage never changes."""
     s, now = state_in(Stage.RECTIFYING)
-    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期")
+    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="逾期", report_ref="追责建议报告-1")
     rid = s.referrals[0].referral_id
 
     s = act(s, Action.ACCEPT_REFERRAL, DISCIPLINE, now, referral_id=rid)
@@ -425,7 +431,7 @@ def test_referral_ids_are_numbered_per_case():
     """Two referrals on one case get ids <case_no>-R1 and -R2."""
     s, now = state_in(Stage.RECTIFYING)
     for _ in range(2):
-        s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="x")
+        s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="x", report_ref="追责建议报告-1")
 
     assert [r.referral_id for r in s.referrals] == [f"{s.case_no}-R1", f"{s.case_no}-R2"]
 

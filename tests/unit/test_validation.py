@@ -320,7 +320,7 @@ def test_concluding_a_referral_before_it_is_accepted_is_refused():
     from tests.unit.factories import DISCIPLINE
 
     s, now = state_in(Stage.RECTIFYING)
-    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="x")
+    s = act(s, Action.REFER_ACCOUNTABILITY, OFFICE, now, referral_path=ReferralPath.PERFORMANCE, reason="x", report_ref="追责建议报告-1")
     rid = s.referrals[0].referral_id
 
     with pytest.raises(InvalidTransitionError, match="no accepted referral"):

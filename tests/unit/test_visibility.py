@@ -147,7 +147,7 @@ def test_a_referral_notice_tells_the_responsible_unit_of_it_but_not_why() -> Non
 
     s, now = state_in(Stage.RECTIFYING)
     d = decide(s, request(Action.REFER_ACCOUNTABILITY, OFFICE_ACTOR, referral_path=ReferralPath.PERFORMANCE,
-                          reason="县长张某某履职不力"), now)
+                          reason="县长张某某履职不力", report_ref="追责建议报告-1"), now)
     assert d.notices and d.entries[-1].reason == "县长张某某履职不力", "the ledger keeps the reason"
     for n in d.notices:
         assert ("县长张某某履职不力" in n.body) is (Part.REFERRALS in READ_RULES[n.recipient_role].parts)

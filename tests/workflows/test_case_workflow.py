@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import local_date
 from domain.enums import (
+    RUNG_ORDER,
     Action,
     CaseKind,
     Finding,
@@ -19,6 +20,7 @@ from domain.enums import (
     ReferralPath,
     Rung,
     Stage,
+    rung_level,
 )
 from domain.policy import Policy
 from tests.harness import (
@@ -30,6 +32,7 @@ from tests.harness import (
     OTHER_RU,
     PUBLIC,
     RU,
+    SUPERVISION,
     CaseDriver,
     case_worker,
     criteria,
@@ -183,24 +186,41 @@ async def test_failed_verification_then_passed_closes_the_case(
 async def test_missed_deadline_climbs_every_rung_and_stops_when_the_unit_acts(
     ts_env: WorkflowEnvironment, ts_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    """Overdue rectification climbs 函告 … 移交问责 over months; it stops once the unit completes."""
+    """Overdue rectification climbs 函告 … 挂牌督办 by itself, then proposes 约谈 and waits: the
+    proposal is confirmed by a 督查室, 区域限批 and 移交问责 likewise (the last with its 追责建议报告),
+    which opens a path-A referral; nothing reached 纪委监委 before that. It stops once the unit completes."""
     async with case_worker(ts_client, pool, task_queue):
         c = await open_case(ts_env, ts_client, pool, task_queue, days=5)
         await ts_env.sleep(timedelta(days=150))  # > 60 working days after the due date
         state = await c.state()
-        assert [f.rung for f in state.escalation.fired] == list(Rung)
+        assert [f.rung for f in state.escalation.fired] == list(RUNG_ORDER[:5])
         assert all(f.automatic for f in state.escalation.fired)
+        assert [(p.proposal_id, p.rung) for p in state.escalation.pending()] == [("P1", Rung.SUMMONS)]
+        assert state.referrals == [] and state.escalation.level == 5
+        disc = "SELECT * FROM outbox WHERE case_no = $1 AND recipient_unit = '纪委监委'"
+        assert not await pool.fetch(disc, c.case_no), "nothing reaches the commission by the timer"
+        assert await pool.fetch("SELECT * FROM outbox WHERE case_no = $1 AND recipient_unit = '市委督查室'",
+                                c.case_no), "the proposal is notified to the supervision offices"
+
+        await c.do(Action.CONFIRM_ESCALATION, SUPERVISION, proposal_id="P1", reason="约谈县政府主要负责人")
+        for pid in ("P2", "P3"):  # 区域限批 and 移交问责 were due long ago: proposed one after the other
+            for _ in range(100):
+                state = await c.state()
+                if any(p.proposal_id == pid for p in state.escalation.pending()):
+                    break
+                await ts_env.sleep(timedelta(seconds=1))
+            extra = {"report_ref": "追责建议报告〔2026〕1号"} if pid == "P3" else {}
+            await c.do(Action.CONFIRM_ESCALATION, OFFICE, proposal_id=pid, reason="同意", **extra)
+        state = await c.state()
+        assert [f.rung for f in state.escalation.fired] == list(RUNG_ORDER)
+        assert [f.automatic for f in state.escalation.fired] == [True] * 5 + [False] * 3
         assert state.escalation.level == 8
-        assert len(state.referrals) == 1 and state.referrals[0].path is ReferralPath.ESCALATION
+        assert [(r.path, r.report_ref) for r in state.referrals] == [
+            (ReferralPath.PERFORMANCE, "追责建议报告〔2026〕1号")]
         assert state.stage is Stage.RECTIFYING  # accountability never closes the case
-        fire_times = [f.at for f in state.escalation.fired]
-        assert fire_times == sorted(fire_times) and fire_times[0] < fire_times[-1] - timedelta(days=60)
-        disc = await pool.fetch(
-            "SELECT * FROM outbox WHERE case_no = $1 AND recipient_unit = '纪委监委'", c.case_no
-        )
-        assert disc, "the discipline commission is notified of the referral"
+        assert await pool.fetch(disc, c.case_no), "the commission is notified of the referral"
         rows = await pool.fetch("SELECT data FROM ledger WHERE case_no = $1 AND event = 'ESCALATED'", c.case_no)
-        assert len(rows) == 8
+        assert len(rows) == 5
         await c.do(Action.ACCEPT_REFERRAL, DISCIPLINE, referral_id=state.referrals[0].referral_id)
         await c.do(Action.SUBMIT_COMPLETION, RU)
         await ts_env.sleep(timedelta(days=60))
@@ -208,6 +228,22 @@ async def test_missed_deadline_climbs_every_rung_and_stops_when_the_unit_acts(
         assert state.escalation.level == 0 and len(state.escalation.fired) == 8
         assert state.stage is Stage.PRELIM_REVIEW
         assert "ESCALATION_STOPPED" in await c.events()
+
+
+async def test_a_proposal_dismissed_on_the_server_never_takes_effect(
+    ts_env: WorkflowEnvironment, ts_client: Client, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """A county-profile case: 通报, 督办 by themselves; 约谈 proposed, dismissed with a reason."""
+    async with case_worker(ts_client, pool, task_queue):
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=5, ladder="county")
+        await ts_env.sleep(timedelta(days=60))
+        state = await c.state()
+        assert [f.rung for f in state.escalation.fired] == [Rung.CIRCULAR, Rung.SUPERVISION_ORDER]
+        assert [p.rung for p in state.escalation.pending()] == [Rung.SUMMONS]
+        await c.do(Action.DISMISS_ESCALATION, OFFICE, proposal_id="P1", reason="已约谈分管领导,暂不约谈主要负责人")
+        state = await c.state()
+        assert state.escalation.pending() == [] and state.escalation.level == rung_level(Rung.SUPERVISION_ORDER)
+        assert "DISMISS_ESCALATION" in await c.events()
 
 
 async def test_escalation_stops_climbing_after_the_unit_completes_mid_ladder(
