@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import decide as d
+    from domain import escalation as esc
     from domain.blocking import (
         BlockedStep,
         CaseBlockedError,
@@ -24,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
         UnblockRequest,
         authorize_unblock,
     )
-    from domain import escalation as esc
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
