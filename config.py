@@ -89,6 +89,8 @@ class Settings:
     console_import_max_unzipped_bytes: int = 50 * 1024 * 1024
     console_import_max_rows: int = 2000
     action_signing_key: str = ""
+    # Evidence files (佐证材料): the largest file accepted, in bytes (25 MiB).
+    evidence_max_bytes: int = 25 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -137,6 +139,7 @@ class Settings:
                                                    d.console_import_max_unzipped_bytes),
             console_import_max_rows=_int("CONSOLE_IMPORT_MAX_ROWS", d.console_import_max_rows),
             action_signing_key=_env("ACTION_SIGNING_KEY", d.action_signing_key),
+            evidence_max_bytes=_int("EVIDENCE_MAX_BYTES", d.evidence_max_bytes),
         )
 
 

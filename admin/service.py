@@ -68,6 +68,17 @@ class ActionRefused(Exception):
         self.error_type, self.message = error_type, message
 
 
+async def check_evidence_references(pool: asyncpg.Pool, case_no: str, req: ActionRequest) -> None:
+    """An action's `evidence:` references must be well formed and name files of this case."""
+    from admin.evidence_store import check_references
+    from domain.evidence import EvidenceError
+
+    try:
+        await check_references(pool, case_no, req)
+    except EvidenceError as e:
+        raise ActionRefused("InvalidInput", str(e)) from None
+
+
 def stage_label(stage: str | Stage | None) -> str:
     if not stage:
         return ""
@@ -242,6 +253,7 @@ class Service:
             req = build_request(action, user.actor(role), payload, rid)
         except FormError as e:
             raise ActionRefused("InvalidInput", str(e)) from None
+        await check_evidence_references(self.pool, case_no, req)
         try:
             return await ops.act(self.client, case_no, req, pool=self.pool)
         except ops.ActionRefusedError as e:
@@ -371,6 +383,12 @@ def _units(raw: Any) -> list[str]:
     return out
 
 
+def _picked(form: Mapping[str, Any], name: str) -> list[str]:
+    """Evidence files ticked in a form (checkboxes sharing one name): their references."""
+    values = form.getlist(name) if hasattr(form, "getlist") else _lines(form.get(name))
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
 def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]:
     """Turn the fields of an HTML action form into the JSON shape of an action payload."""
     out: dict[str, Any] = {}
@@ -379,7 +397,7 @@ def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]
             crit: dict[str, Any] = {}
             for key in CRITERIA_LABELS_ZH:
                 met = form.get(f"{key}_met") in ("on", "true", "1")
-                ev = _lines(form.get(f"{key}_evidence"))
+                ev = _lines(form.get(f"{key}_evidence")) + _picked(form, f"{key}_evidence_file")
                 if not criterion_required(key) and not met and not ev:
                     continue
                 crit[key] = {"met": met, "evidence": ev, "note": str(form.get(f"{key}_note") or "")}
@@ -404,7 +422,7 @@ def payload_from_form(action: Action, form: Mapping[str, Any]) -> dict[str, Any]
                 raise FormError("amendment: fill in at least one field to complete (补正内容为空)")
             out["amendment"] = am
         elif name == "evidence":
-            out["evidence"] = _lines(form.get("evidence"))
+            out["evidence"] = _lines(form.get("evidence")) + _picked(form, "evidence_file")
         else:
             v = str(form.get(name) or "").strip()
             if v:

@@ -280,11 +280,19 @@ async def _replay(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ timeline
 
 
+async def _evidence_files(pool: Any, case_no: str) -> list[Any]:
+    """The case's evidence files (name, type, size, sha256, uploader) from the evidence store."""
+    from admin.evidence_store import list_files
+
+    return await list_files(pool, case_no)
+
+
 async def _timeline(args: argparse.Namespace) -> int:
     from audit.archive import load_histories
     from audit.history import HistoryError
     from audit.timeline import build_timeline_from_runs, render_html, render_pdf, render_text
 
+    evidence_files: list[Any] = []
     if args.file:
         runs = await _runs_from_files(_files(args.file))
         cases = {r.case_no for r in runs}
@@ -306,25 +314,30 @@ async def _timeline(args: argparse.Namespace) -> int:
             except HistoryError as e:
                 print(f"ERROR case {case_no}: {e}", file=sys.stderr)
                 return EXIT_FAILED
+            evidence_files = await _evidence_files(pool, case_no)
         if not runs:
             print(f"ERROR case {case_no}: no history in the archive or on the server", file=sys.stderr)
             return EXIT_FAILED
     entries = build_timeline_from_runs(runs)
+    from audit.timeline import evidence_rows
+
+    evidence = evidence_rows(evidence_files, entries)
     fmt = args.format or (Path(args.output).suffix.lstrip(".") if args.output else "text")
     if fmt in ("txt",):
         fmt = "text"
     if fmt == "pdf":
-        data: bytes = render_pdf(case_no, entries, runs)
+        data: bytes = render_pdf(case_no, entries, runs, evidence=evidence)
     elif fmt in ("html", "htm"):
-        data = render_html(case_no, entries, runs).encode("utf-8")
+        data = render_html(case_no, entries, runs, evidence=evidence).encode("utf-8")
     elif fmt == "json":
         data = json.dumps({"case_no": case_no,
                            "runs": [{"run_id": r.run_id, "status": r.status, "source": r.source,
                                      "sha256": r.sha256, "events": len(r.history.events)} for r in runs],
-                           "entries": [e.model_dump(mode="json") for e in entries]},
+                           "entries": [e.model_dump(mode="json") for e in entries],
+                           "evidence": [r.model_dump(mode="json") for r in evidence]},
                           ensure_ascii=False, indent=2).encode("utf-8")
     elif fmt == "text":
-        data = render_text(case_no, entries).encode("utf-8")
+        data = render_text(case_no, entries, evidence).encode("utf-8")
     else:
         raise UsageError(f"unknown format {fmt!r} (text, html, pdf, json)")
     if args.output:

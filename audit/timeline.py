@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from domain.enums import (
     Stage,
     event_label_zh,
 )
-from domain.model import ActionRequest, ComputedDeadline, DeadlineRequest
+from domain.model import CRITERIA_LABELS_ZH, ActionRequest, ComputedDeadline, DeadlineRequest
 from workflows.contracts import ActionResult, CaseWorkflowInput, CaseWorkflowResult, RecordInput
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -195,11 +196,17 @@ class _Builder:
                 detail.append(f"回头看发现 {req.lookback_finding.value}")
             if req.measure_seq is not None:
                 detail.append(f"措施序号 {req.measure_seq}")
+            refs = list(req.evidence)
             if req.criteria is not None:
                 c = req.criteria
                 detail.append("验收标准 生态修复 {} / 污染消除 {} / 群众满意 {}".format(
                     *("达到" if x.met else "未达到" for x in (c.eco_restored, c.pollution_eliminated,
                                                            c.public_satisfied))))
+                for key, zh in CRITERIA_LABELS_ZH.items():
+                    check = getattr(c, key, None)
+                    if check is not None and check.evidence:
+                        detail.append(f"{zh}证据 " + "、".join(check.evidence))
+                        refs += check.evidence
             if req.evidence:
                 detail.append("证据 " + "、".join(req.evidence))
             entry = self.add(
@@ -207,7 +214,8 @@ class _Builder:
                 label_en=req.action.value, actor_user=req.actor.user_id, actor_role=req.actor.role.value,
                 actor_role_zh=_role_zh(req.actor.role), actor_unit=req.actor.unit, reason=req.reason,
                 detail=";".join(detail), run_id=rid, event_id=eid,
-                data={"request_id": req.request_id, "update_id": a.accepted_request.meta.update_id},
+                data={"request_id": req.request_id, "update_id": a.accepted_request.meta.update_id}
+                | ({"evidence": refs} if refs else {}),
             )
             self.updates[a.protocol_instance_id or a.accepted_request.meta.update_id] = entry
             self.by_request[req.request_id] = entry
@@ -351,6 +359,60 @@ def build_timeline(events: Iterable[HistoryEvent] | Iterable[RunHistory] | RunHi
     return build_timeline_from_runs([run])
 
 
+# ------------------------------------------------------------------ evidence files
+
+
+class EvidenceRow(BaseModel):
+    """One evidence file of the case (from the evidence store, not the history), with the
+    history entries whose actions cite it; `stored` False: cited in the history but not found."""
+
+    sha256: str
+    original_name: str = ""
+    media_type: str = ""
+    size: int = 0
+    uploader: str = ""
+    uploaded_at: datetime | None = None
+    stored: bool = True
+    cited_by: list[str] = Field(default_factory=list)
+
+
+def evidence_rows(files: Iterable[Any], entries: Iterable[TimelineEntry]) -> list[EvidenceRow]:
+    """The case's evidence files (objects with sha256, original_name, media_type, size,
+    uploader_user, uploader_unit, uploaded_at) with the actions citing each, plus any file the
+    history cites that the store does not list."""
+    from domain.evidence import EvidenceError, parse_reference
+
+    cited: dict[str, list[str]] = {}
+    for e in entries:
+        for ref in e.data.get("evidence") or []:
+            try:
+                sha = parse_reference(str(ref))
+            except EvidenceError:
+                continue
+            if sha is not None:
+                cited.setdefault(sha, []).append(f"{_local(e.at)} {e.label_zh}({e.label_en},历史事件 {e.event_id})")
+    rows = [EvidenceRow(sha256=f.sha256, original_name=f.original_name, media_type=f.media_type, size=f.size,
+                        uploader=f"{f.uploader_user} / {f.uploader_unit}", uploaded_at=f.uploaded_at,
+                        cited_by=cited.pop(f.sha256, [])) for f in files]
+    rows += [EvidenceRow(sha256=sha, stored=False, cited_by=by) for sha, by in cited.items()]
+    return rows
+
+
+def _evidence_html(rows: list[EvidenceRow]) -> str:
+    esc = html.escape
+    items = "".join(
+        f'<tr data-sha256="{esc(r.sha256)}"><td>{esc(r.original_name) if r.stored else "(不在存储中 not in the store)"}</td>'
+        f"<td>{esc(r.media_type)}</td><td>{r.size}</td><td><code>{esc(r.sha256)}</code></td>"
+        f"<td>{esc(r.uploader)}</td><td>{esc(_local(r.uploaded_at))}</td><td>{'<br>'.join(esc(c) for c in r.cited_by)}</td></tr>"
+        for r in rows)
+    return ("<h2>佐证材料 <span class=en>evidence files (from the evidence store; the history holds only their "
+            "references)</span></h2>"
+            '<table class="audit-timeline audit-evidence"><thead><tr><th>文件<br><span class=en>file</span></th>'
+            "<th>类型<br><span class=en>type</span></th><th>字节<br><span class=en>bytes</span></th><th>sha256</th>"
+            "<th>上传人<br><span class=en>uploaded by</span></th><th>上传时间<br><span class=en>uploaded at</span></th>"
+            f"<th>引用<br><span class=en>cited by</span></th></tr></thead><tbody>{items}</tbody></table>")
+
+
 # ------------------------------------------------------------------ rendering
 
 
@@ -361,7 +423,7 @@ def _who(e: TimelineEntry) -> str:
     return " / ".join(parts)
 
 
-def render_text(case_no: str, entries: list[TimelineEntry]) -> str:
+def render_text(case_no: str, entries: list[TimelineEntry], evidence: list[EvidenceRow] | None = None) -> str:
     lines = [f"案件 {case_no} 审计时间线 (audit timeline) — 来源:工作流历史 (workflow history)", ""]
     for e in entries:
         head = f"{_local(e.at)}  [{e.kind_zh}] {e.label_zh} ({e.label_en})"
@@ -376,6 +438,12 @@ def render_text(case_no: str, entries: list[TimelineEntry]) -> str:
             lines.append(f"    {e.detail}")
         if e.outcome:
             lines.append(f"    结果 outcome: {e.outcome}")
+    if evidence:
+        lines += ["", "佐证材料 evidence files (from the evidence store):"]
+        for r in evidence:
+            lines.append(f"  sha256 {r.sha256}  " + (f"{r.original_name} ({r.media_type}, {r.size} bytes, "
+                         f"{r.uploader}, {_local(r.uploaded_at)})" if r.stored else "(不在存储中 not in the store)"))
+            lines += [f"    引用 cited by: {c}" for c in r.cited_by]
     return "\n".join(lines) + "\n"
 
 
@@ -417,7 +485,7 @@ def render_html_fragment(case_no: str, entries: list[TimelineEntry]) -> str:
 
 def render_html(
     case_no: str, entries: list[TimelineEntry], runs: list[RunHistory] | None = None,
-    generated_at: datetime | None = None, fragment: bool = False,
+    generated_at: datetime | None = None, fragment: bool = False, evidence: list[EvidenceRow] | None = None,
 ) -> str:
     """A standalone HTML document (or, with fragment=True, just the table)."""
     if fragment:
@@ -437,11 +505,21 @@ def render_html(
         f"<h1>案件 {esc(case_no)} 审计时间线 <span class=en>audit timeline</span></h1>"
         f"<p>依据工作流历史生成(非台账),生成时间 {esc(_local(gen))}(北京时间)。"
         "<span class=en>Derived from the workflow history, not from the ledger.</span></p>"
-        f"{sources}{render_html_fragment(case_no, entries)}</body></html>"
+        f"{sources}{_evidence_html(evidence) if evidence else ''}"
+        f"<h2>时间线 <span class=en>timeline</span></h2>{render_html_fragment(case_no, entries)}</body></html>"
     )
 
 
-def render_pdf(case_no: str, entries: list[TimelineEntry], runs: list[RunHistory] | None = None) -> bytes:
+_SHORT_REF = re.compile(r"(evidence:sha256:[0-9a-f]{12})[0-9a-f]{52}")
+_PDF_CELL_CHARS = 1200
+
+
+def _pieces(text: str, n: int) -> list[str]:
+    return [text[i:i + n] for i in range(0, len(text), n)] or [""]
+
+
+def render_pdf(case_no: str, entries: list[TimelineEntry], runs: list[RunHistory] | None = None,
+               evidence: list[EvidenceRow] | None = None) -> bytes:
     """The timeline as PDF (reportlab, built-in CID font STSong-Light: no font file needed)."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
@@ -470,13 +548,35 @@ def render_pdf(case_no: str, entries: list[TimelineEntry], runs: list[RunHistory
     for r in runs or []:
         story.append(p(f"运行 run {r.run_id}:{r.status},{len(r.history.events)} 个事件,来源 {r.source},"
                        f"sha256 {r.sha256}", small))
+    if evidence:
+        story.append(Spacer(1, 3 * mm))
+        story.append(p("佐证材料 evidence files (from the evidence store; the history holds only their references)",
+                       body))
+        ev = [[p(h) for h in ("文件 file", "类型 type", "字节 bytes", "sha256", "上传人 uploaded by",
+                              "上传时间 uploaded at", "引用 cited by")]]
+        for r in evidence:
+            cites = _pieces("\n".join(r.cited_by), _PDF_CELL_CHARS // 2)
+            ev.append([p(r.original_name if r.stored else "(不在存储中 not in the store)"), p(r.media_type),
+                       p(str(r.size)), p(r.sha256), p(r.uploader), p(_local(r.uploaded_at)), p(cites[0])])
+            ev += [[p(""), p(""), p(""), p("(续 cont.)"), p(""), p(""), p(c)] for c in cites[1:]]
+        et = LongTable(ev, colWidths=[40 * mm, 22 * mm, 16 * mm, 62 * mm, 36 * mm, 28 * mm, 73 * mm], repeatRows=1)
+        et.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+                                ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        story.append(et)
     story.append(Spacer(1, 4 * mm))
     data = [[p(h) for h in ("时间 time", "类别 kind", "事项 event", "操作人 actor", "理由 reason",
                             "说明 detail", "台账 seq", "事件 id")]]
     for e in entries:
-        data.append([p(_local(e.at)), p(e.kind_zh), p(f"{e.label_zh}\n{e.label_en}"), p(_who(e)), p(e.reason),
-                     p(e.detail + (f"\n{e.outcome}" if e.outcome else "")),
-                     p("" if e.seq is None else str(e.seq)), p(str(e.event_id))])
+        # Evidence references shortened (the table above has the full hashes); a long text goes
+        # on continuation rows, since a table row cannot be taller than a page.
+        text = _SHORT_REF.sub(lambda m: m[1] + "…", e.detail + (f"\n{e.outcome}" if e.outcome else ""))
+        details, reasons = _pieces(text, _PDF_CELL_CHARS), _pieces(e.reason, _PDF_CELL_CHARS // 3)
+        data.append([p(_local(e.at)), p(e.kind_zh), p(f"{e.label_zh}\n{e.label_en}"), p(_who(e)),
+                     p(reasons[0]), p(details[0]), p("" if e.seq is None else str(e.seq)), p(str(e.event_id))])
+        for i in range(1, max(len(details), len(reasons))):
+            data.append([p(""), p(""), p("(续 cont.)"), p(""), p(reasons[i] if i < len(reasons) else ""),
+                         p(details[i] if i < len(details) else ""), p(""), p("")])
     widths = [28 * mm, 16 * mm, 34 * mm, 40 * mm, 35 * mm, 100 * mm, 12 * mm, 12 * mm]
     table = LongTable(data, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle([

@@ -55,6 +55,7 @@ class Part(StrEnum):
     CONTACT = "CONTACT"  # the petitioner's contact (filing.complainant_contact)
     REFUSALS = "REFUSALS"  # refused attempts on the case (who tried what)
     HISTORY = "HISTORY"  # the audit pages: workflow histories, hash-chain and cross-checks
+    EVIDENCE = "EVIDENCE"  # evidence files (佐证材料: photos, PDFs) and their metadata
 
 
 class View(StrEnum):
@@ -84,7 +85,7 @@ INTERNAL_VIEWS = frozenset({View.CASE_LIST, View.EXPORT, View.DASHBOARD, View.MY
 # What a unit working on a case sees: the case and its progress, not who was referred for
 # accountability, not the petitioner's contact, not refused attempts, not the histories.
 CASEWORK = frozenset({Part.SUMMARY, Part.RECORD, Part.DEADLINE, Part.PROGRESS, Part.POSTING, Part.OBJECTIONS,
-                      Part.LEDGER})
+                      Part.LEDGER, Part.EVIDENCE})
 
 OFFICE_RULE = ReadRule(frozenset({Scope.ALL}), ALL_PARTS - {Part.OWN_OBJECTIONS}, ALL_VIEWS, home_unit="office")
 # Supervision offices (市委督查室 / 市政府督查室) propose, confirm and refer: all cases and referrals,

@@ -130,8 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="督察整改案件控制台 Case console", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     # Headers (CSP, frame, nosniff, no-store), Secure cookies over TLS, request-size limits.
+    from admin.web.evidence_routes import FORM_OVERHEAD
+
     app.add_middleware(SecurityMiddleware, upload_max_bytes=settings.console_upload_max_bytes,
-                       force_secure_cookies=settings.console_secure_cookies)
+                       force_secure_cookies=settings.console_secure_cookies,
+                       evidence_max_body=settings.evidence_max_bytes + FORM_OVERHEAD)
     templates = _templates()
 
     # ------------------------------------------------------------ helpers
@@ -298,8 +301,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         view = await reads(request).case_view(s.user, case_no)
         if view is None:  # not filed, or not this user's to see: the same answer (no probing)
             return page(request, "error.html", s, status=404, message=f"没有编号为 {case_no} 的案件 (no such case)")
+        from admin.web.evidence_routes import evidence_context
+
+        ev = await evidence_context(request, s.user, case_no, settings)
         return page(request, "case.html", s, status=status, v=view, ok=ok, error=error, nav="cases",
-                    request_id=uuid.uuid4().hex)
+                    request_id=uuid.uuid4().hex, **ev)
 
     # ------------------------------------------------------------ audit (read-only)
 
@@ -318,7 +324,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if report is None:
             return page(request, "error.html", s, status=404,
                         message=f"案件 {case_no} 在归档和服务器上都没有工作流历史 (no workflow history for this case)")
-        return page(request, "audit.html", s, r=report, nav="audit")
+        from admin.evidence_store import audit_rows
+
+        return page(request, "audit.html", s, r=report, nav="audit",
+                    evidence=await audit_rows(request.app.state.pool, case_no, report.entries))
 
     @app.get("/audit/cases/{case_no}/timeline.{fmt}")
     async def audit_export(request: Request, case_no: str, fmt: str) -> Response:
@@ -332,11 +341,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         name = f"audit-timeline-{case_no}.{fmt}"
         disposition = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+        from admin.evidence_store import audit_rows
+
+        evidence = await audit_rows(request.app.state.pool, case_no, report.entries)
         if fmt == "html":
-            body = tl.render_html(case_no, report.entries, report.runs).encode()
+            body = tl.render_html(case_no, report.entries, report.runs, evidence=evidence).encode()
             return Response(body, media_type="text/html; charset=utf-8", headers=disposition)
-        return Response(tl.render_pdf(case_no, report.entries, report.runs), media_type="application/pdf",
-                        headers=disposition)
+        return Response(tl.render_pdf(case_no, report.entries, report.runs, evidence=evidence),
+                        media_type="application/pdf", headers=disposition)
 
     @app.post("/cases/{case_no}/act/{action}")
     async def case_act(request: Request, case_no: str, action: str) -> Response:
@@ -518,6 +530,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def api_dashboard(request: Request) -> Response:
         user = await api_user(request)
         return JSONResponse(_jsonable(await reads(request).dashboard(user)))
+
+    # Evidence files (佐证材料): upload, list, download; routes in their own module.
+    from admin.web import evidence_routes
+
+    evidence_routes.install(app, evidence_routes.Hooks(
+        settings=settings, session=session, api_user=api_user, case_page=_case_page, page=page,
+        forbidden=Forbidden, api_error=_ApiError))
 
     return app
 

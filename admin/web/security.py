@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,7 @@ HEADERS = {
 }
 UPLOAD_PATHS = ("/import", "/api/v1/import")
 DEFAULT_BODY_LIMIT = 1024 * 1024
+EVIDENCE_PATH = re.compile(r"^(/api/v1)?/cases/[^/]+/evidence$")  # = admin.web.evidence_routes.UPLOAD_PATH
 
 
 def over_tls(scope: Scope) -> bool:
@@ -39,10 +41,14 @@ def over_tls(scope: Scope) -> bool:
     return False
 
 
-def body_limit(scope: Scope, upload_limit: int) -> int:
-    """Uploads (the import paths, any multipart form) up to the upload limit; anything else 1 MiB."""
+def body_limit(scope: Scope, upload_limit: int, evidence_limit: int = 0) -> int:
+    """Uploads (the import paths, any multipart form) up to the upload limit; evidence uploads
+    (/cases/X/evidence, /api/v1/cases/X/evidence) up to `evidence_limit` (the routes check the
+    file's own size, EVIDENCE_MAX_BYTES); anything else 1 MiB."""
     if scope.get("path") in UPLOAD_PATHS:
         return upload_limit
+    if evidence_limit and EVIDENCE_PATH.match(str(scope.get("path", ""))):
+        return evidence_limit
     ctype = next((v for k, v in scope.get("headers") or [] if k == b"content-type"), b"")
     return max(upload_limit, DEFAULT_BODY_LIMIT) if ctype.startswith(b"multipart/") else DEFAULT_BODY_LIMIT
 
@@ -56,9 +62,11 @@ def too_large_message(limit: int, upload: bool) -> str:
 class SecurityMiddleware:
     """Pure ASGI, so that it also sees the body as it streams in."""
 
-    def __init__(self, app: ASGIApp, upload_max_bytes: int, force_secure_cookies: bool = False) -> None:
+    def __init__(self, app: ASGIApp, upload_max_bytes: int, force_secure_cookies: bool = False,
+                 evidence_max_body: int = 0) -> None:
         self.app = app
         self.upload_max_bytes = upload_max_bytes
+        self.evidence_max_body = evidence_max_body
         self.force_secure = force_secure_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,7 +75,7 @@ class SecurityMiddleware:
             return
         secure = self.force_secure or over_tls(scope)
         static = str(scope.get("path", "")).startswith("/static/")
-        limit = body_limit(scope, self.upload_max_bytes)
+        limit = body_limit(scope, self.upload_max_bytes, self.evidence_max_body)
         upload = limit != DEFAULT_BODY_LIMIT or scope.get("path") in UPLOAD_PATHS
         length = next((v for k, v in scope.get("headers") or [] if k == b"content-length"), None)
         started = False

@@ -198,6 +198,18 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("GET", "/runtime"): lambda s: [Call("GET", "/runtime", kind="view:RUNTIME")],
     ("POST", "/runtime/{case_no}/unblock"): lambda s: [
         Call("POST", f"/runtime/{s.referred}/unblock", data={}, case_no=s.referred)],
+    # Evidence files: listed for the roles granted the EVIDENCE part; a case not seen is 404;
+    # uploads without a file are refused (422) or not allowed (403 / 404).
+    ("GET", "/api/v1/cases/{case_no}/evidence"): lambda s: _case_calls(
+        s, lambda n: Call("GET", f"/api/v1/cases/{n}/evidence", api=True, case_no=n, kind="evidence")),
+    ("GET", "/api/v1/cases/{case_no}/evidence/{sha}"): lambda s: _case_calls(
+        s, lambda n: Call("GET", f"/api/v1/cases/{n}/evidence/{'0' * 64}", api=True, case_no=n, kind="act")),
+    ("POST", "/api/v1/cases/{case_no}/evidence"): lambda s: _case_calls(
+        s, lambda n: Call("POST", f"/api/v1/cases/{n}/evidence", api=True, json={}, case_no=n, kind="act")),
+    ("GET", "/cases/{case_no}/evidence/{sha}"): lambda s: _case_calls(
+        s, lambda n: Call("GET", f"/cases/{n}/evidence/{'0' * 64}", case_no=n, kind="act")),
+    ("POST", "/cases/{case_no}/evidence"): lambda s: _case_calls(
+        s, lambda n: Call("POST", f"/cases/{n}/evidence", data={}, case_no=n, kind="act")),
 }
 
 
@@ -274,6 +286,9 @@ def check(cl: Client, call: Call, resp: httpx.Response, s: Seeded) -> None:
         assert resp.status_code == (200 if parts(call.case_no) else 404), where
     if kind == "act" and not parts(call.case_no):
         assert resp.status_code == 404, where
+    if kind == "evidence":
+        p = parts(call.case_no)
+        assert resp.status_code == (200 if Part.EVIDENCE in p else 403 if p else 404), where
     if kind == "audit":
         ok = may_view(cl.reader, View.AUDIT, HOME) and Part.HISTORY in parts(call.case_no)
         assert (resp.status_code == 200) is ok, where
