@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -28,6 +30,13 @@ from activities.notices import NoticeSender, SmtpConfig
 from config import Settings, connect_client
 from ops.context import EngineInterceptor, configure_logging  # noqa: F401 - configure_logging: re-exported
 from ops.sidecar import worker_sidecars
+from worker_health import (
+    WorkerHealth,
+    install_sdk_fault_watch,
+    remove_sdk_fault_watch,
+    serve_health,
+    watch_evictions,
+)
 from workflows.case_workflow import CaseWorkflow
 
 # Passed through the sandbox: deterministic modules imported once per process
@@ -102,57 +111,196 @@ def notice_sender(pool: asyncpg.Pool, settings: Settings) -> NoticeSender:
                         max_backoff=timedelta(seconds=settings.notice_retry_max_seconds))
 
 
+class WorkerFailed(RuntimeError):
+    """A part of the worker stopped or the SDK can no longer run workflow tasks: exit non-zero."""
+
+
+EXIT_WORKER_FAILED = 70  # EX_SOFTWARE: a supervisor restarts the process
+
+
 async def run_worker(
     settings: Settings,
     stop: asyncio.Event,
     *,
     extra_workers: Callable[[Client], list[Worker]] | None = None,
     on_ready: Callable[[], None] | None = None,
+    health: WorkerHealth | None = None,
 ) -> None:
     """Run worker, notice sender and history archiver until `stop` is set.
 
-    `extra_workers` adds workers on the same client (the bench's floor); `on_ready` is
-    called once every worker polls.
+    Every part is watched (worker_health.py): if a Temporal worker's `run()` ends or raises, the
+    notice sender or the archiver ends, or the SDK reports a workflow run it cannot evict, this
+    stops everything and raises `WorkerFailed` with the reason (the process then exits non-zero).
+    `extra_workers` adds workers on the same client (the bench's floor); `on_ready` is called
+    once every worker runs.
     """
     log = structlog.get_logger("worker")
+    health = health if health is not None else WorkerHealth()
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+    watch = install_sdk_fault_watch(health)
     try:
         client = await connect_client(settings, identity=f"case-worker@{socket.gethostname()}:{os.getpid()}")
         workers = [build_worker(client, pool, settings), *(extra_workers(client) if extra_workers else [])]
-        sender = notice_sender(pool, settings)
-        sender_task = asyncio.create_task(sender.run(stop)) if settings.notice_sender else None
-        archiver_task = None
+        parts: dict[str, asyncio.Task] = {}
+        if settings.notice_sender:
+            parts["notice-sender"] = asyncio.create_task(notice_sender(pool, settings).run(stop))
         if settings.archive_poll_seconds > 0:
             from audit.archive import run_archiver
 
-            archiver_task = asyncio.create_task(run_archiver(client, pool, stop, settings.archive_poll_seconds))
+            parts["history-archiver"] = asyncio.create_task(
+                run_archiver(client, pool, stop, settings.archive_poll_seconds)
+            )
+        watchdog_seconds = float(os.environ.get("WATCHDOG_SECONDS", "60"))
+        if watchdog_seconds > 0:
+            from activities.watchdog import run_watchdog
+
+            grace = timedelta(seconds=float(os.environ.get("WATCHDOG_GRACE_SECONDS", "300")))
+            parts["escalation-watchdog"] = asyncio.create_task(
+                run_watchdog(client, pool, stop, watchdog_seconds, grace)
+            )
         log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address,
                  email=bool(settings.smtp_host), archive_poll_seconds=settings.archive_poll_seconds)
         async with contextlib.AsyncExitStack() as running:
-            # /healthz, /readyz (HEALTH_BIND) and the database metrics (METRICS_BIND), see ops/.
-            await running.enter_async_context(worker_sidecars(settings, client, pool, workers, stop))
+            # /healthz, /readyz (HEALTH_BIND) and the database metrics (METRICS_BIND), see ops/;
+            # /healthz also fails once any part of this worker has (worker_health.py).
+            probes = await running.enter_async_context(worker_sidecars(settings, client, pool, workers, stop))
+
+            async def parts_healthy() -> bool:
+                return health.healthy
+
+            probes.add_live("worker_parts", parts_healthy)
             for w in workers:
-                await running.enter_async_context(w)
+                parts[f"temporal-worker:{w.task_queue}"] = asyncio.create_task(w.run())
+            parts["eviction-watch"] = asyncio.create_task(
+                watch_evictions(workers, health, stop, float(os.environ.get("WORKER_EVICTION_GRACE_SECONDS", "60")))
+            )
+            stall_seconds = float(os.environ.get("WORKER_STALL_SECONDS", "300"))
+            if stall_seconds > 0:
+                parts["poll-probe"] = asyncio.create_task(
+                    probe_workflow_poller(client, settings.task_queue, client.identity, health, stop, stall_seconds)
+                )
+            for name in parts:
+                health.running(name)
             if on_ready is not None:
                 on_ready()
-            await stop.wait()
-        if sender_task is not None:
-            await sender_task
-        if archiver_task is not None:
-            await archiver_task
+            stopping = asyncio.create_task(stop.wait())
+            failing = asyncio.create_task(health.wait_failed())
+            await asyncio.wait([stopping, failing, *parts.values()], return_when=asyncio.FIRST_COMPLETED)
+            for name, task in parts.items():
+                if task.done() and not stop.is_set():
+                    err = task.exception() if not task.cancelled() else None
+                    health.fail(name, f"{type(err).__name__}: {err}" if err else "ended while the worker should run")
+            if health.failure:
+                log.error("worker_failed", reason=health.failure, parts=health.parts)
+            stop.set()
+            for t in (stopping, failing):
+                t.cancel()
+            await _shut_down(workers, parts, log)
+            if health.failure:
+                raise WorkerFailed(health.failure)
         log.info("worker_stopped")
     finally:
+        remove_sdk_fault_watch(watch)
         await pool.close()
 
 
-async def _main() -> int:
+async def _shut_down(workers: list[Worker], parts: dict[str, asyncio.Task], log) -> None:  # type: ignore[no-untyped-def]
+    """Stop every part, each within a bound: a worker whose SDK cannot evict a run would
+    otherwise wait for ever (the stall's SIGTERM hang)."""
+    async def bounded(name: str, aw, seconds: float) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await asyncio.wait_for(aw, seconds)
+        except TimeoutError:
+            log.error("worker_part_did_not_stop", part=name, after_seconds=seconds)
+        except Exception as e:  # already reported through health
+            log.warning("worker_part_stopped_with_error", part=name, error=f"{type(e).__name__}: {e}")
+
+    await asyncio.gather(*(bounded(f"temporal-worker:{w.task_queue}", w.shutdown(), 20) for w in workers))
+    for name, task in parts.items():
+        if name in ("poll-probe", "eviction-watch"):
+            task.cancel()
+        await bounded(name, asyncio.shield(task) if not task.done() else task, 15)
+
+
+async def probe_workflow_poller(
+    client: Client, task_queue: str, identity: str, health: WorkerHealth, stop: asyncio.Event,
+    stall_seconds: float,
+) -> None:
+    """Fail the worker when the server has not seen its workflow-task poller for `stall_seconds`.
+
+    A live worker long-polls continuously, so the server's poller list (DescribeTaskQueue) always
+    shows it within a minute; in the stall it had vanished while the activity poller remained.
+    A server without the API (the Java test server) turns the probe off.
+    """
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    log = structlog.get_logger("worker")
+    last_seen = time.monotonic()
+    every = max(1.0, min(30.0, stall_seconds / 5))
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+            return
+        except TimeoutError:
+            pass
+        try:
+            resp = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                ),
+                timeout=timedelta(seconds=10),
+            )
+        except RPCError as e:
+            if e.status == RPCStatusCode.UNIMPLEMENTED:
+                log.info("poll_probe_off", reason="server has no DescribeTaskQueue")
+                health.stopped("poll-probe", "off: server has no DescribeTaskQueue")
+                await stop.wait()
+                return
+            log.warning("poll_probe_error", error=str(e))
+            continue
+        now = time.monotonic()
+        for p in resp.pollers:
+            if p.identity == identity:
+                age = max(0.0, time.time() - p.last_access_time.ToSeconds()) if p.HasField("last_access_time") else 0.0
+                last_seen = max(last_seen, now - age)
+        if now - last_seen > stall_seconds:
+            health.fail(
+                "workflow-tasks",
+                f"the server has not seen this worker poll {task_queue} for workflow tasks for "
+                f"{now - last_seen:.0f} s",
+            )
+            return
+
+
+def _health_endpoint() -> tuple[str, int] | None:
+    port = os.environ.get("WORKER_HEALTH_PORT", "")
+    return (os.environ.get("WORKER_HEALTH_HOST", "127.0.0.1"), int(port)) if port else None
+
+
+async def _main(extra_workers: Callable[[Client], list[Worker]] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(settings, stop)
+    health = WorkerHealth()
+    server = None
+    if (where := _health_endpoint()) is not None:
+        server = await serve_health(health, *where)
+    try:
+        await run_worker(settings, stop, health=health, extra_workers=extra_workers)
+    except WorkerFailed as e:
+        structlog.get_logger("worker").error("worker_exit", status=EXIT_WORKER_FAILED, reason=str(e))
+        return EXIT_WORKER_FAILED
+    finally:
+        if server is not None:
+            server.close()
     return 0
 
 

@@ -20,13 +20,15 @@ import structlog
 from temporalio import activity
 
 from activities.calendar_source import load_calendar
+from activities.failures import classified
 from activities.policy_source import load_policy
 from audit.chain import GENESIS, ChainRow, row_hash
+from domain.blocking import clean_message
 from domain.calendar import WorkingCalendar
 from domain.deadlines import compute_deadline
 from domain.model import ComputedDeadline, DeadlineRequest
 from domain.policy import Policy
-from workflows.contracts import PolicyRequest, RecordInput, case_workflow_id
+from workflows.contracts import CaseBlockRecord, PolicyRequest, RecordInput, case_workflow_id
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +124,7 @@ class CaseActivities:
         return self._calendar
 
     @activity.defn(name="load_policy")
+    @classified
     async def load_policy(self, req: PolicyRequest) -> Policy:
         """The policy snapshot a new case is filed under."""
         policy = load_policy(self._policy_file or None)
@@ -129,11 +132,13 @@ class CaseActivities:
         return policy
 
     @activity.defn(name="compute_deadline")
+    @classified
     async def compute_deadline(self, req: DeadlineRequest) -> ComputedDeadline:
         """A due date in Chinese working or calendar days, with its explanation."""
         return compute_deadline(req, self.calendar(), computed_at=datetime.now(UTC))
 
     @activity.defn(name="record_case_events")
+    @classified
     async def record_case_events(self, inp: RecordInput) -> int:
         """Write ledger rows, the projection and outbox notices in one transaction.
 
@@ -190,5 +195,35 @@ class CaseActivities:
         )
         return inserted
 
+    @activity.defn(name="record_case_block")
+    async def record_case_block(self, inp: CaseBlockRecord) -> None:
+        """The side-table row of a blocked case (idempotent per run and block number)."""
+        b = inp.blocked
+        await self._pool.execute(
+            """INSERT INTO case_block (case_no, workflow_run_id, block_no, blocked_at, activity,
+                                       error_type, message, origin, request_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (workflow_run_id, block_no) DO NOTHING""",
+            inp.case_no, inp.workflow_run_id, b.block_no, b.at, b.activity, b.error_type,
+            clean_message(b.message), clean_message(b.origin, 200), b.request_id,
+        )
+        log.error("case_blocked", case_no=inp.case_no, activity=b.activity, error_type=b.error_type,
+                  error=clean_message(b.message, 500), origin=b.origin)
+
+    @activity.defn(name="resolve_case_block")
+    async def resolve_case_block(self, inp: CaseBlockRecord) -> None:
+        """Mark a block resolved by the office's UNBLOCK."""
+        u = inp.unblock
+        assert u is not None
+        await self._pool.execute(
+            """UPDATE case_block SET resolved_at = $3, resolved_by = $4, resolution = $5,
+                                     resolution_reason = $6
+               WHERE workflow_run_id = $1 AND block_no = $2 AND resolved_at IS NULL""",
+            inp.workflow_run_id, inp.blocked.block_no, inp.at, u.actor.user_id, u.mode.value,
+            clean_message(u.reason, 500),
+        )
+        log.info("case_unblocked", case_no=inp.case_no, by=u.actor.user_id, mode=u.mode.value)
+
     def all(self) -> list:
-        return [self.load_policy, self.compute_deadline, self.record_case_events]
+        return [self.load_policy, self.compute_deadline, self.record_case_events,
+                self.record_case_block, self.resolve_case_block]

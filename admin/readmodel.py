@@ -117,6 +117,7 @@ def _denied_view(view: View) -> str:
         View.DASHBOARD: "您的角色不能查看统计 (your role has no dashboard)",
         View.MY_WORK: "您的角色没有待办 (your role has no work list)",
         View.AUDIT: "仅审计人员和整改办可查看审计页 (the audit pages are for auditors and the office)",
+        View.RUNTIME: "运行监控仅限整改办与审计人员 (the runtime page is for the office and auditors)",
     }[view]
 
 

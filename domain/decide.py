@@ -7,6 +7,7 @@ activity to compute. The workflow performs; this module decides.
 
 from __future__ import annotations
 
+import copy
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -107,11 +108,38 @@ class Decision(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
+# Copy-on-write working copy (issue 9: a deep copy of the whole CaseState per decision took
+# over 2 s under load and tripped the SDK's deadlock detector). A decision never changes these
+# fields in place, it replaces them: the working copy shares them with the input state.
+_SHARED_FIELDS = frozenset({"filing", "policy", "deadline", "deadline_source", "pending_deadline"})
+# Lists a decision appends to or trims, whose items it never changes: a new list, shared items.
+_APPEND_ONLY_LISTS = frozenset({"timeline", "recent_request_ids", "measures_done", "verifications", "postings"})
+
+
+def _working_copy(state: CaseState) -> CaseState:
+    """A copy of `state` a decision may change freely without touching `state`.
+
+    Shared: the fields above and immutable scalars. New lists: the append-only lists. Deep
+    copies: everything else (escalation, posting, suspensions, referrals, and any field added
+    later), which is small. tests/unit/conftest.py checks on every unit test that no decision
+    changes its input state.
+    """
+    update: dict[str, Any] = {}
+    for name in type(state).model_fields:
+        value = state.__dict__[name]
+        if name in _SHARED_FIELDS or not isinstance(value, (list, dict, set, BaseModel)):
+            continue
+        update[name] = list(value) if name in _APPEND_ONLY_LISTS else copy.deepcopy(value)
+    working = state.model_copy()  # shallow; fields-set unchanged, so serialisation is identical
+    working.__dict__.update(update)
+    return working
+
+
 class _Builder:
     """Accumulates entries and notices against a working copy of the state."""
 
     def __init__(self, state: CaseState, now: datetime) -> None:
-        self.state = state.model_copy(deep=True)
+        self.state = _working_copy(state)
         self.now = now
         self.entries: list[LedgerEntry] = []
         self.notices: list[Notice] = []

@@ -66,6 +66,7 @@ class View(StrEnum):
     DASHBOARD = "DASHBOARD"
     MY_WORK = "MY_WORK"
     AUDIT = "AUDIT"
+    RUNTIME = "RUNTIME"  # blocked cases and the escalation watchdog (issue 9): office and auditors
 
 
 @dataclass(frozen=True)

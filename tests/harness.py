@@ -90,14 +90,18 @@ async def case_worker(client: Client, pool: asyncpg.Pool, task_queue: str):
         try:
             yield w
         finally:
-            # The time-skipping server cannot skip past timers of workflows nobody
-            # polls for: end this test's cases before its worker goes away.
-            while _STARTED:
-                wid = _STARTED.pop()
-                try:
-                    await client.get_workflow_handle(wid).terminate("test finished")
-                except RPCError:
-                    pass  # already closed
+            await end_started_cases(client)
+
+
+async def end_started_cases(client: Client) -> None:
+    """The time-skipping server cannot skip past timers of workflows nobody polls for: end a
+    test's cases before its worker goes away."""
+    while _STARTED:
+        wid = _STARTED.pop()
+        try:
+            await client.get_workflow_handle(wid).terminate("test finished")
+        except RPCError:
+            pass  # already closed
 
 
 class CaseDriver:

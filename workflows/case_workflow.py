@@ -13,11 +13,18 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import decide as d
     from domain import escalation as esc
+    from domain.blocking import (
+        BlockedStep,
+        CaseBlockedError,
+        UnblockMode,
+        UnblockRequest,
+        authorize_unblock,
+    )
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.lifecycle import allowed_actions
@@ -31,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy
     from domain.screening import screen
     from workflows.contracts import (
+        CASE_BLOCKED,
         CASE_DUE_AT,
         CASE_KIND,
         CASE_STAGE,
@@ -39,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RESPONSIBLE_UNITS,
         WORKFLOW_NAME,
         ActionResult,
+        CaseBlockRecord,
         CaseWorkflowInput,
         CaseWorkflowResult,
         PolicyRequest,
@@ -52,6 +61,17 @@ ACTIVITY_RETRY = RetryPolicy(
     non_retryable_error_types=["InvalidFilingError", "DeadlineParseError"],
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# The side-table write of a block is best effort: the block is visible without it (search
+# attribute, query), and the database may be what is failing.
+SIDE_TABLE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+
+# Issue 9: a step that fails non-retryably blocks the case visibly instead of failing the
+# workflow task for ever. Only reached on such a failure, which no stored history has.
+BLOCKED_PATCH = "case-blocked-v1"
+
+
+class _Blocked(Exception):
+    """Raised through `_perform` when the decision could not be recorded and the case blocked."""
 # Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
 # it keep the old ladder until they continue-as-new (domain/escalation.py adopt_rules).
 ESCALATION_RULES_PATCH = "escalation-rules-2"
@@ -75,6 +95,10 @@ class CaseWorkflow:
         self._dirty = False
         self._sa: dict[str, object] = {}
         self._filing: d.Decision | None = None
+        self._blocked: BlockedStep | None = None
+        self._held: d.Decision | None = None  # the decision a blocked case could not record
+        self._unblock: UnblockRequest | None = None
+        self._blocks = 0
         if inp.state is None and inp.policy is not None:
             # With the policy in the input the case exists from the first instant,
             # so an action sent right after the start is validated, not bounced.
@@ -100,11 +124,13 @@ class CaseWorkflow:
                 self._filing = _new_case(inp.filing, policy, inp.filed_by)
                 esc.adopt_rules(self._filing.state, self._esc_rules)
             async with self._lock:
-                await self._perform(self._filing)
+                await self._perform_or_block(self._filing, origin="FILING")
+            await self._settle_block()
             self._filed = True
         else:
             self._upsert_search_attributes()
         while True:
+            await self._settle_block()
             state = self._require_state()
             if state.stage is Stage.ARCHIVED:
                 break
@@ -118,10 +144,12 @@ class CaseWorkflow:
                     CaseWorkflowInput(filing=state.filing, filed_by=inp.filed_by, state=state)
                 )
             await self._wait_for_clock_or_action()
+            if self._blocked is not None:
+                continue
             async with self._lock:
                 decision = d.on_wakeup(self._require_state(), workflow.now())
                 if decision is not None:
-                    await self._perform(decision)
+                    await self._perform_or_block(decision, origin="CLOCK")
         await workflow.wait_condition(workflow.all_handlers_finished)
         s = self._require_state()
         return CaseWorkflowResult(case_no=s.case_no, stage=s.stage, seq=s.seq)
@@ -144,7 +172,7 @@ class CaseWorkflow:
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
         state = self._state
-        if state is None or state.pending_deadline is not None:
+        if state is None or state.pending_deadline is not None or self._blocked is not None:
             return False
         return (
             info.is_continue_as_new_suggested()
@@ -157,6 +185,70 @@ class CaseWorkflow:
         return self._state
 
     # ------------------------------------------------------------ performing
+
+    async def _perform_or_block(
+        self, decision: d.Decision, origin: str, request_id: str | None = None
+    ) -> bool:
+        """Perform `decision`; on a failure retrying cannot fix, block the case and hold it.
+
+        Returns False when the case was blocked: its state is then the last recorded one and
+        the decision waits for the office's UNBLOCK (`_settle_block`).
+        """
+        before = self._state
+        try:
+            await self._perform(decision)
+            return True
+        except ActivityError as e:
+            cause = e.cause
+            if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+                raise
+            if not workflow.patched(BLOCKED_PATCH):
+                raise
+            self._state = before
+            self._held = decision
+            self._blocks += 1
+            self._blocked = BlockedStep(
+                at=workflow.now(),
+                activity=e.activity_type or "",
+                error_type=cause.type or type(cause).__name__,
+                message=cause.message,
+                origin=origin,
+                request_id=request_id,
+                block_no=self._blocks,
+            )
+            self._upsert_search_attributes()
+            self._dirty = True
+            await self._side_table("record_case_block", CaseBlockRecord(
+                case_no=decision.state.case_no, workflow_run_id=workflow.info().run_id, blocked=self._blocked,
+            ))
+            return False
+
+    async def _side_table(self, activity: str, rec: CaseBlockRecord) -> None:
+        try:
+            await workflow.execute_activity(
+                activity, rec, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=SIDE_TABLE_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("case_block side-table write failed for %s", rec.case_no)
+
+    async def _settle_block(self) -> None:
+        """While blocked: wait for the office's UNBLOCK, then retry or drop the held decision."""
+        while self._blocked is not None:
+            await workflow.wait_condition(lambda: self._unblock is not None)
+            blocked, held, u = self._blocked, self._held, self._unblock
+            assert u is not None and blocked is not None
+            self._blocked = None
+            self._held = None
+            self._upsert_search_attributes()
+            await self._side_table("resolve_case_block", CaseBlockRecord(
+                case_no=held.state.case_no if held else "", workflow_run_id=workflow.info().run_id,
+                blocked=blocked, unblock=u, at=workflow.now(),
+            ))
+            if u.mode is UnblockMode.RETRY and held is not None:
+                async with self._lock:
+                    await self._perform_or_block(held, origin=blocked.origin, request_id=blocked.request_id)
+            self._unblock = None  # the UNBLOCK Update answers now: UNBLOCKED, or BLOCKED again
+            self._dirty = True
 
     async def _perform(self, decision: d.Decision) -> None:
         """Adopt a decision: compute its deadline, then record everything once."""
@@ -194,22 +286,28 @@ class CaseWorkflow:
         self._dirty = True
 
     def _upsert_search_attributes(self) -> None:
-        s = self._require_state()
-        f = s.filing
-        wanted: list[tuple[SearchAttributeKey, object]] = [
-            (CASE_STAGE, s.stage.value),
-            (CASE_KIND, f.kind.value),
-            (RESPONSIBLE_UNITS, list(f.responsible_units)),
-            (INSPECTION_ROUND, f.inspection_round or None),
-            (CASE_DUE_AT, s.deadline.due_at if s.deadline else None),
-            (ESCALATION_RUNG, s.escalation.level),
-        ]
         updates = []
-        for key, value in wanted:
-            if self._sa.get(key.name, "<unset>") == value:
-                continue
-            self._sa[key.name] = value
-            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
+        s = self._state
+        if s is not None:
+            f = s.filing
+            wanted: list[tuple[SearchAttributeKey, object]] = [
+                (CASE_STAGE, s.stage.value),
+                (CASE_KIND, f.kind.value),
+                (RESPONSIBLE_UNITS, list(f.responsible_units)),
+                (INSPECTION_ROUND, f.inspection_round or None),
+                (CASE_DUE_AT, s.deadline.due_at if s.deadline else None),
+                (ESCALATION_RUNG, s.escalation.level),
+            ]
+            for key, value in wanted:
+                if self._sa.get(key.name, "<unset>") == value:
+                    continue
+                self._sa[key.name] = value
+                updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
+        blocked = self._blocked.error_type if self._blocked is not None else None
+        if blocked is not None or CASE_BLOCKED.name in self._sa:
+            if self._sa.get(CASE_BLOCKED.name, "<unset>") != blocked:
+                self._sa[CASE_BLOCKED.name] = blocked
+                updates.append(CASE_BLOCKED.value_unset() if blocked is None else CASE_BLOCKED.value_set(blocked))
         if updates:
             workflow.upsert_search_attributes(updates)
 
@@ -236,7 +334,16 @@ class CaseWorkflow:
                 raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
             finally:
                 self._pending.pop(key, None)  # from here on the state itself holds it
-            await self._perform(decision)
+            if not await self._perform_or_block(
+                decision, origin=f"{req.action.value} by {req.actor.user_id}", request_id=req.request_id
+            ):
+                b = self._blocked
+                assert b is not None
+                raise ApplicationError(
+                    f"case {decision.state.case_no} is blocked: {b.activity} failed with {b.error_type}: "
+                    f"{b.message} (nothing of this action was recorded; the office must UNBLOCK the case)",
+                    type=CaseBlockedError.__name__, non_retryable=True,
+                )
             s = self._require_state()
             return ActionResult(
                 case_no=s.case_no,
@@ -248,11 +355,46 @@ class CaseWorkflow:
     @act.validator
     def _validate_act(self, req: ActionRequest) -> None:
         state = self._require_state()
+        if self._blocked is not None:
+            b = self._blocked
+            raise ApplicationError(
+                f"case {state.case_no} is blocked since {b.at:%Y-%m-%d %H:%M} UTC: {b.activity} failed with "
+                f"{b.error_type}: {b.message}; the office must UNBLOCK it first",
+                type=CaseBlockedError.__name__, non_retryable=True,
+            )
         try:
             d.validate(state, req, workflow.now())
             screen(state, req, workflow.now(), list(self._pending.values()))  # validator only: replay-safe
         except CaseError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
+
+    @workflow.update(name="unblock")
+    async def unblock(self, req: UnblockRequest) -> str:
+        """The office's UNBLOCK (domain/blocking.py): retry or drop the held decision."""
+        self._unblock = req
+        await workflow.wait_condition(lambda: self._unblock is None and not self._lock.locked())
+        return "BLOCKED" if self._blocked is not None else "UNBLOCKED"
+
+    @unblock.validator
+    def _validate_unblock(self, req: UnblockRequest) -> None:
+        try:
+            authorize_unblock(self._blocked, req)
+        except CaseError as e:
+            raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
+        if self._unblock is not None:
+            raise ApplicationError("an UNBLOCK is already in progress", type="InvalidTransitionError",
+                                   non_retryable=True)
+
+    @workflow.signal(name="nudge")
+    def nudge(self, reason: str) -> None:
+        """The escalation watchdog's nudge: re-evaluate the clock now (harmless when nothing is due)."""
+        workflow.logger.info("nudged: %s", reason)
+        self._dirty = True
+
+    @workflow.query(name="blocked")
+    def get_blocked(self) -> BlockedStep | None:
+        """Why the case is blocked (None when it is not)."""
+        return self._blocked
 
     @workflow.query(name="get_state")
     def get_state(self) -> CaseState:

@@ -23,6 +23,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from domain.blocking import BlockedStep, UnblockRequest
 from domain.enums import Action, Stage
 from domain.model import ActionRequest, Actor, CaseFiling, CaseState
 from domain.policy import Policy
@@ -194,3 +195,27 @@ async def get_state(client: Client, case_no: str) -> CaseState:
 async def allowed(client: Client, case_no: str, actor: Actor) -> list[Action]:
     handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
     return await handle.query(CaseWorkflow.get_allowed_actions, actor)
+
+
+async def unblock(client: Client, case_no: str, req: UnblockRequest) -> str:
+    """The office's UNBLOCK of a blocked case (issue 9): "UNBLOCKED", or "BLOCKED" when the
+    retried step failed again. Refusals raise ActionRefusedError."""
+    handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
+    try:
+        return await handle.execute_update(CaseWorkflow.unblock, req, id=req.request_id)
+    except WorkflowUpdateFailedError as e:
+        cause = e.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+        raise ActionRefusedError(case_no, error_type, cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+    except RPCError as e:
+        raise ActionRefusedError(case_no, *_rpc_refusal(case_no, e)) from None
+
+
+async def blocked(client: Client, case_no: str) -> BlockedStep | None:
+    handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
+    return await handle.query(CaseWorkflow.get_blocked)
+
+
+async def nudge(client: Client, case_no: str, reason: str) -> None:
+    """Make a case re-evaluate its clock now (the escalation watchdog)."""
+    await client.get_workflow_handle(case_workflow_id(case_no)).signal("nudge", reason)

@@ -6,9 +6,12 @@ input/result models. The registered names here are contracts with running cases.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
+from domain.blocking import BlockedStep, UnblockRequest
 from domain.decide import CaseProjection, LedgerEntry, Notice
 from domain.enums import Stage
 from domain.model import Actor, CaseFiling, CaseState
@@ -23,8 +26,11 @@ RESPONSIBLE_UNITS = SearchAttributeKey.for_keyword_list("ResponsibleUnits")
 CASE_DUE_AT = SearchAttributeKey.for_datetime("CaseDueAt")
 ESCALATION_RUNG = SearchAttributeKey.for_int("EscalationRung")
 INSPECTION_ROUND = SearchAttributeKey.for_keyword("InspectionRound")
+CASE_BLOCKED = SearchAttributeKey.for_keyword("CaseBlocked")  # error type while blocked (issue 9)
 
-SEARCH_ATTRIBUTE_KEYS = [CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND]
+SEARCH_ATTRIBUTE_KEYS = [
+    CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, CASE_DUE_AT, ESCALATION_RUNG, INSPECTION_ROUND, CASE_BLOCKED,
+]
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "CaseStage": "Keyword",
@@ -33,6 +39,7 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "CaseDueAt": "Datetime",
     "EscalationRung": "Int",
     "InspectionRound": "Keyword",
+    "CaseBlocked": "Keyword",
 }
 
 
@@ -74,6 +81,16 @@ class RecordInput(BaseModel):
     workflow_run_id: str = ""
 
 
+class CaseBlockRecord(BaseModel):
+    """A block of a case (and its resolution) for the `case_block` side table."""
+
+    case_no: str
+    workflow_run_id: str
+    blocked: BlockedStep
+    unblock: UnblockRequest | None = None
+    at: datetime | None = None
+
+
 class PolicyRequest(BaseModel):
     case_no: str
     ladder_profile: str = "canonical"
@@ -96,4 +113,6 @@ __all__ = [
     "ActionResult",
     "RecordInput",
     "PolicyRequest",
+    "CaseBlockRecord",
+    "CASE_BLOCKED",
 ]

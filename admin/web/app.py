@@ -440,6 +440,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         d = await reads(request).dashboard(s.user)
         return page(request, "dashboard.html", s, d=d, nav="dashboard")
 
+    # Issue 9: blocked cases, UNBLOCK and the watchdog's nudges (admin/web/runtime.py).
+    from admin.web import runtime as _runtime
+
+    _runtime.register(app, page=page, session=session, post_session=post_session, writer=writer,
+                      client=lambda r: svc(r).client, forbidden=Forbidden, reads=reads)
+
     # ------------------------------------------------------------ JSON API (casectl)
 
     @app.get("/api/v1/me")

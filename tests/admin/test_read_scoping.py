@@ -195,6 +195,11 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("POST", "/api/v1/cases"): lambda s: [Call("POST", "/api/v1/cases", api=True, json={})],
     ("POST", "/api/v1/import"): lambda s: [Call("POST", "/api/v1/import", api=True, json=[])],
     ("GET", "/api/v1/dashboard"): lambda s: [Call("GET", "/api/v1/dashboard", api=True, kind="view:DASHBOARD")],
+    # Issue 9: blocked cases and the watchdog (View.RUNTIME); an UNBLOCK of a case that is not
+    # blocked is refused for every role (the office by the workflow, the others by the view).
+    ("GET", "/runtime"): lambda s: [Call("GET", "/runtime", kind="view:RUNTIME")],
+    ("POST", "/runtime/{case_no}/unblock"): lambda s: [
+        Call("POST", f"/runtime/{s.referred}/unblock", data={}, case_no=s.referred)],
     # Evidence files: listed for the roles granted the EVIDENCE part; a case not seen is 404;
     # uploads without a file are refused (422) or not allowed (403 / 404).
     ("GET", "/api/v1/cases/{case_no}/evidence"): lambda s: _case_calls(

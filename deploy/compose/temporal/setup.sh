@@ -21,7 +21,7 @@ until temporal operator cluster health >/dev/null 2>&1; do sleep 2; done
 temporal operator namespace describe -n "$TEMPORAL_NAMESPACE" >/dev/null 2>&1 ||
   temporal operator namespace create -n "$TEMPORAL_NAMESPACE" --retention "$NAMESPACE_RETENTION"
 for sa in CaseStage=Keyword CaseKind=Keyword ResponsibleUnits=KeywordList \
-          CaseDueAt=Datetime EscalationRung=Int InspectionRound=Keyword; do
+          CaseDueAt=Datetime EscalationRung=Int InspectionRound=Keyword CaseBlocked=Keyword; do
   temporal operator search-attribute create -n "$TEMPORAL_NAMESPACE" --name "${sa%%=*}" --type "${sa##*=}" \
     2>/dev/null || true   # exists already
 done
