@@ -167,7 +167,7 @@ class ReadModel:
         if reader.unit and Scope.ASSIST in scopes:
             conds.append(f"{arg(reader.unit)} = ANY(assisting_units)")
         if Scope.REFERRED in scopes:
-            conds.append("jsonb_path_exists(detail, '$.referrals[*]')")
+            conds.append("jsonb_path_exists(detail, '$.referrals[*] ? (@.status != \"DRAFT\")')")  # a path-B draft is not yet referred
         if Scope.POSTING in scopes:
             conds.append(f"stage = {arg(Stage.PUBLIC_POSTING.value)}")
         return "(" + " OR ".join(conds) + ")" if conds else "FALSE"

@@ -107,7 +107,7 @@ async def visibility(c: Console, reader: Reader) -> dict[str, frozenset[Part]]:
     """Every case in the database with the parts this reader sees of it (empty: unseen)."""
     rows = await c.pool.fetch(
         """SELECT case_no, stage, responsible_units, lead_supervising_units, assisting_units,
-                  jsonb_path_exists(detail, '$.referrals[*]') AS has_referrals FROM case_projection""")
+                  jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals FROM case_projection""")
     return {r["case_no"]: parts_for(reader, CaseFacts(
         stage=r["stage"], responsible_units=tuple(r["responsible_units"]),
         lead_supervising_units=tuple(r["lead_supervising_units"]), assisting_units=tuple(r["assisting_units"]),
@@ -156,6 +156,7 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("GET", "/login"): lambda s: [Call("GET", "/login")],
     ("GET", "/healthz"): lambda s: [Call("GET", "/healthz")],  # probes (ops/health.py): no case data
     ("GET", "/readyz"): lambda s: [Call("GET", "/readyz")],
+    ("GET", "/health/db"): lambda s: [Call("GET", "/health/db")],  # database probe (outage page): no case data
     ("POST", "/login"): lambda s: [Call("POST", "/login", data={})],  # no login CSRF cookie: 403
     ("POST", "/logout"): lambda s: [Call("POST", "/logout")],  # no CSRF token: 403, the session stays
     ("GET", "/"): lambda s: [Call("GET", "/")],

@@ -107,9 +107,10 @@ async def test_worker_serves_metrics_probes_and_logs_with_case_context(
 
             r = await _eventually(ready, "the worker's /readyz to answer 200")
             assert r.json() == {"status": "ok", "checks": {
-                "workers_alive": "ok", "workers_polling": "ok", "temporal": "ok", "postgres": "ok"}}
+                "workers_alive": "ok", "worker_parts": "ok", "workers_polling": "ok", "temporal": "ok",
+                "postgres": "ok"}}
             alive = await http.get(f"http://127.0.0.1:{health_port}/healthz")
-            assert alive.status_code == 200 and alive.json()["checks"] == {"workers_alive": "ok"}
+            assert alive.status_code == 200 and alive.json()["checks"] == {"workers_alive": "ok", "worker_parts": "ok"}
             assert (await http.get(f"http://127.0.0.1:{health_port}/nope")).status_code == 404
 
             today = local_date(datetime.now(UTC))

@@ -58,7 +58,7 @@ from domain.model import (
 from domain.policy import Policy
 
 # Events that may lower the escalation level (the stage was left, or a recorded de-escalation).
-DEESCALATION_EVENTS = frozenset({"ESCALATION_STOPPED", "DEESCALATED", "DE_ESCALATED", "DEESCALATE"})
+DEESCALATION_EVENTS = frozenset({"ESCALATION_STOPPED", Action.DE_ESCALATE.value})
 FULL_CLOSURE = [Stage.PRELIM_REVIEW, Stage.PUBLIC_POSTING, Stage.CLOSURE_APPLICATION, Stage.VERIFICATION,
                 Stage.FILING]
 CLOSED_STAGES = frozenset({Stage.CLOSED, Stage.LONG_TERM_MAINTENANCE})

@@ -105,6 +105,10 @@ def _check_ledger(rows: list[asyncpg.Record], state: CaseState, log: list[str]) 
         if r["event"] in ("ESCALATED", Action.APPLY_RUNG.value):
             assert data["level"] > level
             level = data["level"]
+        elif r["event"] == Action.CONFIRM_ESCALATION.value:  # a confirmed proposal never lowers the level
+            level = max(level, data["level"])
+        elif r["event"] == "ESCALATION_RESUMED":  # a re-set deadline resumes at the rung reached
+            level = data["level"]
         elif r["event"] in DEESCALATION_EVENTS:
             level = data.get("to_level", 0)
     assert level == state.escalation.level, f"escalation {state.escalation.level}, ledger says {level}: {log}"
