@@ -2,12 +2,14 @@
 
 The outbox row is written in the same transaction as its ledger row, so a
 notice is never lost. Delivery claims a batch of due rows (up to
-NOTICE_BATCH_SIZE, FOR UPDATE SKIP LOCKED, so several senders can run), writes
-their inbox rows in one statement, sends the e-mails (a few at a time) and
-marks each sent or backed off, all in that one transaction. What is recorded as sent is never sent
-again; a crash between the SMTP hand-off and the commit resends the same
-message with the same Message-ID, derived from the notice key, so the receiver
-(or an operator) can recognise the duplicate.
+NOTICE_BATCH_SIZE, FOR UPDATE SKIP LOCKED, so several senders can run) and
+writes their inbox rows in one transaction. The e-mails then go ONE AT A TIME,
+each in its own short transaction (claim the row FOR UPDATE SKIP LOCKED, check
+it is not yet e-mailed, send, mark sent or backed off, commit). What is
+recorded as sent is never sent again; a crash between the SMTP hand-off and
+that commit resends at most that one message, with the same Message-ID
+(derived from the notice key), so the receiver (or an operator) can recognise
+the duplicate.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import structlog
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
-SMTP_CONCURRENCY = 10  # e-mails of one batch handed to the relay at once
 
 _CLAIM = """
 SELECT o.notice_key, o.case_no, o.recipient_unit, o.subject, o.body, o.attempts,
@@ -33,6 +34,15 @@ FROM outbox o LEFT JOIN unit_directory u ON u.unit = o.recipient_unit
 WHERE o.status = 'PENDING' AND o.next_attempt_at <= clock_timestamp()
 ORDER BY o.next_attempt_at
 LIMIT $1
+FOR UPDATE OF o SKIP LOCKED
+"""
+
+# One notice's row for its e-mail: still pending, due and not e-mailed, and not held by another sender.
+_CLAIM_ONE = """
+SELECT o.subject, o.body, o.attempts, u.email
+FROM outbox o LEFT JOIN unit_directory u ON u.unit = o.recipient_unit
+WHERE o.notice_key = $1 AND o.status = 'PENDING' AND o.email_sent_at IS NULL
+  AND o.next_attempt_at <= clock_timestamp()
 FOR UPDATE OF o SKIP LOCKED
 """
 
@@ -107,13 +117,13 @@ class NoticeSender:
         return await self.deliver_batch(1) > 0
 
     async def deliver_batch(self, limit: int | None = None) -> int:
-        """Deliver up to `limit` due notices (default: the batch size) in ONE transaction.
+        """Deliver up to `limit` due notices (default: the batch size); 0 when nothing was due.
 
-        Returns how many were handled (delivered or backed off); 0 when nothing was due.
-        The rows stay locked (SKIP LOCKED for other senders) until the commit, which writes
-        their inbox rows and marks them: a crash before the commit delivers nothing and the
-        whole batch is claimed again (the e-mails already handed to SMTP go again, with the
-        same Message-ID, as with one row per transaction).
+        Returns how many were claimed. One transaction claims the rows (FOR UPDATE SKIP LOCKED),
+        writes all their inbox rows and marks the ones that need no e-mail delivered: a crash
+        before its commit delivers nothing and the rows are claimed again. The e-mails are then
+        sent ONE AT A TIME, each in its own short transaction (`_email_one`), so a kill loses at
+        most the one e-mail in flight, which goes again with the same Message-ID.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, max(1, limit or self._batch))
@@ -127,57 +137,55 @@ class NoticeSender:
                 [r["case_no"] for r in rows], [r["subject"] for r in rows], [r["body"] for r in rows],
             )
             wants = [bool(self._smtp.enabled and r["email"] and r["email_sent_at"] is None) for r in rows]
-            errors = await self._send_all([r for r, w in zip(rows, wants, strict=True) if w])
-            failed = [r for r in rows if r["notice_key"] in errors]
-            if failed:
-                backoffs = [min(timedelta(seconds=5 * 2 ** min(r["attempts"], 12)), self._max_backoff) for r in failed]
-                await conn.execute(
-                    """UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.err,
-                           next_attempt_at = clock_timestamp() + f.backoff,
-                           inbox_at = coalesce(o.inbox_at, clock_timestamp())
-                       FROM unnest($1::text[], $2::text[], $3::interval[]) AS f(key, err, backoff)
-                       WHERE o.notice_key = f.key""",
-                    [r["notice_key"] for r in failed], [errors[r["notice_key"]] for r in failed], backoffs,
-                )
-                for r, b in zip(failed, backoffs, strict=True):
-                    log.warning("notice_email_failed", notice_key=r["notice_key"], error=errors[r["notice_key"]],
-                                retry_in=str(b))
-            done = [(r, w) for r, w in zip(rows, wants, strict=True) if r["notice_key"] not in errors]
-            if done:
-                await conn.execute(
-                    """UPDATE outbox o SET status = 'DELIVERED', attempts = o.attempts + 1,
-                           delivered_at = clock_timestamp(), last_error = NULL,
-                           inbox_at = coalesce(o.inbox_at, clock_timestamp()),
-                           email_to = CASE WHEN d.sent THEN d.email ELSE o.email_to END,
-                           email_sent_at = CASE WHEN d.sent THEN clock_timestamp() ELSE o.email_sent_at END
-                       FROM unnest($1::text[], $2::bool[], $3::text[]) AS d(key, sent, email)
-                       WHERE o.notice_key = d.key""",
-                    [r["notice_key"] for r, _ in done], [w for _, w in done], [r["email"] for r, _ in done],
-                )
-        self._handed_over.difference_update(r["notice_key"] for r in rows)  # committed
-        if done:
-            log.info("notices_delivered", count=len(done), emails=sum(w for _, w in done),
-                     first_key=done[0][0]["notice_key"])
+            # Every row is in the inbox now; those without an e-mail to send are delivered.
+            await conn.execute(
+                """UPDATE outbox o SET inbox_at = coalesce(o.inbox_at, clock_timestamp()),
+                       status = CASE WHEN d.mail THEN o.status ELSE 'DELIVERED' END,
+                       attempts = CASE WHEN d.mail THEN o.attempts ELSE o.attempts + 1 END,
+                       delivered_at = CASE WHEN d.mail THEN o.delivered_at ELSE clock_timestamp() END,
+                       last_error = CASE WHEN d.mail THEN o.last_error ELSE NULL END
+                   FROM unnest($1::text[], $2::bool[]) AS d(key, mail)
+                   WHERE o.notice_key = d.key""",
+                [r["notice_key"] for r in rows], wants,
+            )
+        emails = [r["notice_key"] for r, w in zip(rows, wants, strict=True) if w]
+        sent = 0
+        for key in emails:  # one at a time: the at-least-once window stays one e-mail
+            sent += await self._email_one(key)
+        log.info("notices_delivered", count=len(rows), emails=sent, first_key=rows[0]["notice_key"])
         return len(rows)
 
-    async def _send_all(self, rows: list[asyncpg.Record]) -> dict[str, str]:
-        """E-mail each row (at most `SMTP_CONCURRENCY` at once); the errors by notice key."""
-        errors: dict[str, str] = {}
-        sem = asyncio.Semaphore(SMTP_CONCURRENCY)
-
-        async def one(r: asyncpg.Record) -> None:
-            if r["notice_key"] in self._handed_over:
-                return  # the relay has it already; only the commit is missing
-            async with sem:
+    async def _email_one(self, key: str) -> bool:
+        """E-mail one notice in its own transaction: claim its row (SKIP LOCKED), check that it is
+        still due and not yet e-mailed, send, record sent (or back off) and commit. True if sent."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            r = await conn.fetchrow(_CLAIM_ONE, key)
+            if r is None:
+                return False  # another sender has it or did it, or it is backed off
+            if not (self._smtp.enabled and r["email"]):  # the address went away meanwhile
+                await conn.execute(
+                    """UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1, last_error = NULL,
+                           delivered_at = clock_timestamp() WHERE notice_key = $1""", key)
+                return False
+            if key not in self._handed_over:  # else the relay has it already; only the commit is missing
                 try:
-                    await self._send(self.build_email(r["notice_key"], r["email"], r["subject"], r["body"]))
+                    await self._send(self.build_email(key, r["email"], r["subject"], r["body"]))
                 except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
-                    errors[r["notice_key"]] = f"{type(e).__name__}: {e}"
-                else:
-                    self._handed_over.add(r["notice_key"])
-
-        await asyncio.gather(*(one(r) for r in rows))
-        return errors
+                    err = f"{type(e).__name__}: {e}"
+                    backoff = min(timedelta(seconds=5 * 2 ** min(r["attempts"], 12)), self._max_backoff)
+                    await conn.execute(
+                        """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                               next_attempt_at = clock_timestamp() + $3::interval
+                           WHERE notice_key = $1""", key, err, backoff)
+                    log.warning("notice_email_failed", notice_key=key, error=err, retry_in=str(backoff))
+                    return False
+                self._handed_over.add(key)
+            await conn.execute(
+                """UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1, last_error = NULL,
+                       delivered_at = clock_timestamp(), email_to = $2, email_sent_at = clock_timestamp()
+                   WHERE notice_key = $1""", key, r["email"])
+        self._handed_over.discard(key)  # committed
+        return True
 
     async def drain(self, limit: int = 10_000) -> int:
         """Deliver every due notice (up to about `limit`), batch by batch; returns how many were handled."""
