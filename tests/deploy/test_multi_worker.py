@@ -157,7 +157,7 @@ async def test_three_worker_processes_share_one_queue_and_survive_losing_one(
 
         # Kill the worker that holds the most cases (SIGKILL: no graceful shutdown) once the
         # notices written so far are delivered: a sender killed between the SMTP hand-off and its
-        # commit resends that batch with the same Message-IDs (activities/notices.py); what is
+        # commit resends that one e-mail with the same Message-ID (activities/notices.py); what is
         # tested here is that live senders never send one notice twice.
         async def delivered_so_far() -> bool:
             return not await pool.fetchval("SELECT count(*) FROM outbox WHERE case_no = ANY($1) "
