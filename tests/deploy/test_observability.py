@@ -10,6 +10,7 @@ workflow_id and run_id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from config import ROOT
@@ -151,7 +153,10 @@ async def test_worker_serves_metrics_probes_and_logs_with_case_context(
         assert {dict(ls)["kind"] for (n, ls), _ in m.items() if n == "case_engine_escalations"} == {"fired", "proposed"}
         failures = samples(m, "case_engine_activity_failures", activity_type="load_policy")
         assert failures and min(failures) >= 1
-        await client.get_workflow_handle(case_workflow_id(bad.case_no)).terminate("test done")
+        # The unknown ladder is a failure retrying cannot fix (activities/failures.py): that run may
+        # already have ended by itself.
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(case_workflow_id(bad.case_no)).terminate("test done")
         await client.get_workflow_handle(case_workflow_id(c.case_no)).terminate("test done")
     finally:
         assert w.stop() == 0, w.tail()
