@@ -47,6 +47,7 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, too many connections
     asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,  # a connection broken mid-operation (server restarting)
 )
 _PERMANENT_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DataError,  # class 22: invalid byte sequence (NUL), value too long, ...

@@ -202,7 +202,8 @@ class NoticeSender:
         while not stop.is_set():
             try:
                 await self.drain(limit=500)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError) as e:  # a connection broken mid-operation
                 log.warning("notice_sender_error", error=str(e))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self._poll)

@@ -104,7 +104,8 @@ async def run_watchdog(
             if p.nudged or p.healed or p.errors:
                 log.info("watchdog_pass", checked=p.checked, nudged=len(p.nudged), healed=len(p.healed),
                          errors=p.errors)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RPCError) as e:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                RPCError) as e:
             log.warning("watchdog_error", error=str(e))
         try:
             await asyncio.wait_for(stop.wait(), timeout=every_seconds)

@@ -203,7 +203,8 @@ async def run_archiver(
                 log.debug("archive_pass_skipped", reason="another archiver holds the lock")
             if p.archived or p.failed:
                 log.info("archive_pass", listed=p.listed, archived=p.archived, failed=len(p.failed))
-        except (RPCError, asyncpg.PostgresError, OSError) as e:
+        except (RPCError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                OSError) as e:
             log.warning("archive_pass_error", error=str(e))
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
