@@ -59,7 +59,7 @@ from urllib.parse import quote
 
 from embedded.ports import LOOPBACK, ensure_port_free
 from embedded.ports import tail_of_file as _tail
-from embedded.procs import die_with_parent
+from embedded.procs import die_with_parent, pid_alive
 
 __all__ = ["DEFAULT_SYSTEM_USER", "EmbeddedPostgres", "EmbeddedPostgresError"]
 
@@ -390,7 +390,7 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         try:  # a stale file whose pid was recycled by another program is no server of ours
             if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
@@ -512,9 +512,9 @@ class EmbeddedPostgres:
                 logger.warning("pg_ctl stop -m %s failed: %s", mode, exc)
         pid = self._postmaster_pid
         deadline = time.monotonic() + 5
-        while pid is not None and _pid_alive(pid) and time.monotonic() < deadline:
+        while pid is not None and pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             raise EmbeddedPostgresError(
                 f"PostgreSQL postmaster (pid {pid}) did not exit; data dir {self.data_dir}"
             )
@@ -558,15 +558,6 @@ def _is_zombie(pid: int) -> bool:
             return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
     except (OSError, IndexError):
         return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     # A zombie still answers kill(0); treat it as gone.
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
