@@ -390,7 +390,10 @@ async def run_system(spec: str, cfg: dict[str, Any], profile_dir: Path | None) -
         await drv.quiet()
         if prof is not None:
             res["approval"]["profile"] = await prof.finish()
-        res["worker_peak_rss"] = peak_rss_bytes(env.worker.pid)
+        # the kernel's approximate RSS counters can put VmHWM a few pages below a VmRSS sampled
+        # earlier: the peak is never below what this run itself observed
+        res["worker_peak_rss"] = max(peak_rss_bytes(env.worker.pid),
+                                     (res.get("approval") or {}).get("worker_rss_open") or 0)
         res["worker_exit"] = env.worker.proc.poll() if env.worker.proc else None  # None: still running
         res["devserver_rss"] = rss_bytes(env.dev.pid) if env.dev and env.dev.pid else None
     finally:

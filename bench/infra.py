@@ -88,14 +88,20 @@ def tree_cpu_seconds(pid: int | None) -> float:
 
 
 def peak_rss_bytes(pid: int) -> int:
-    """VmHWM: the process's peak resident set since it started."""
+    """The process's peak resident set since it started: VmHWM, but never below VmRSS.
+
+    The kernel folds each thread's RSS counter into the process total lazily, so VmHWM can read a
+    few pages below a VmRSS sampled just before it; the larger of the two is the honest peak."""
+    hwm = rss = 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+                hwm = int(line.split()[1]) * 1024
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return max(hwm, rss)
 
 
 def loadavg() -> str:
