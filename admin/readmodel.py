@@ -65,7 +65,7 @@ LEAD_STAGES = stages_waiting_on(Role.LEAD_SUPERVISOR)
 OFFICE_STAGES = stages_waiting_on(Role.RECTIFICATION_OFFICE)
 
 LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_units, lead_supervising_units,
-    assisting_units, inspection_round, due_date, due_at, escalation_level, escalation_max_level, suspended,
+    assisting_units, inspection_round, programme_id, due_date, due_at, escalation_level, escalation_max_level, suspended,
     open_referrals, filed_at, closed_at, last_seq, cycle,
     jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals"""
 

@@ -78,6 +78,9 @@ class CaseFiling(BaseModel):
     inspection_round: Title = ""  # e.g. 第二轮中央生态环境保护督察
     jurisdiction: Title = ""
     ladder_profile: Ref = "canonical"  # which escalation ladder applies
+    # The programme (one inspection round's rectification plan for a locality, issue 13) the
+    # case belongs to; "" for a case filed outside any programme.
+    programme_id: Ref = ""
     # Petitions: complaint details (INFERRED fields, domain.md §2.2).
     complaint: LongText = ""
     complainant_contact: Reason = ""

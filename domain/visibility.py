@@ -209,7 +209,8 @@ def scopes_of(reader: Reader, home: HomeUnits = HomeUnits()) -> frozenset[Scope]
 ROW_FIELDS: Mapping[Part, tuple[str, ...]] = {
     Part.SUMMARY: ("case_no", "kind", "kind_zh", "title", "stage", "stage_zh", "stage_entered_at", "filed_at",
                    "closed_at"),
-    Part.RECORD: ("responsible_units", "lead_supervising_units", "assisting_units", "inspection_round"),
+    Part.RECORD: ("responsible_units", "lead_supervising_units", "assisting_units", "inspection_round",
+                  "programme_id"),
     Part.DEADLINE: ("due_date", "due_at", "days_left", "overdue_days", "overdue", "escalation_level",
                     "escalation_max_level", "rung", "rung_zh", "suspended", "cycle", "reopen_count", "last_seq"),
     Part.REFERRALS: ("open_referrals",),
@@ -218,7 +219,7 @@ FILING_FIELDS: Mapping[Part, tuple[str, ...]] = {
     Part.SUMMARY: ("case_no", "kind", "title"),
     Part.RECORD: ("problem", "target", "measures", "responsible_units", "lead_supervising_units", "assisting_units",
                   "lead_leader", "deadline", "source", "inspection_round", "jurisdiction", "ladder_profile",
-                  "complaint"),
+                  "programme_id", "complaint"),
     Part.CONTACT: ("complainant_contact",),
 }
 
