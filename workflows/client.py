@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -21,7 +21,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.blocking import BlockedStep, UnblockRequest
 from domain.enums import Action, Stage
@@ -41,6 +41,12 @@ from workflows.contracts import (
 )
 
 _NOT_READY_RETRIES = 10
+# How long `act` keeps re-sending an Update whose answer was lost (the server restarting, a
+# connection cut, the RPC deadline passing): the same Update id, so it is applied at most once.
+UNANSWERED_RESEND_SECONDS = 30.0
+# RPC failures that say nothing about the action, only that the server did not answer.
+_TRANSIENT_RPC = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                            RPCStatusCode.CANCELLED, RPCStatusCode.ABORTED})
 
 
 @dataclass(frozen=True)
@@ -131,19 +137,52 @@ async def act(
     keys = parse_keys(os.environ.get("ACTION_SIGNING_KEY")) if signing_keys is None else signing_keys
     req = signed(case_no, req, keys)
     handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
-    for attempt in range(_NOT_READY_RETRIES + 1):
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + UNANSWERED_RESEND_SECONDS
+    not_ready, resent, delay = 0, False, 0.2
+    while True:
         try:
             return await handle.execute_update(CaseWorkflow.act, req, id=update_id(req))
         except WorkflowUpdateFailedError as e:
             error_type, message = _refusal(e.cause)
+        except RPCTimeoutOrCancelledError as e:  # includes the Update's own timeout-or-cancelled error
+            error_type, message = "EngineUnavailable", _unanswered(e)
         except RPCError as e:
-            error_type, message = _rpc_refusal(case_no, e)
-        if error_type != "CaseNotReadyError" or attempt == _NOT_READY_RETRIES:
-            break
-        await asyncio.sleep(0.2 * (attempt + 1))  # the case is loading its policy
+            if e.status in _TRANSIENT_RPC:
+                error_type, message = "EngineUnavailable", _unanswered(e)
+            else:
+                error_type, message = _rpc_refusal(case_no, e)
+        if error_type == "DuplicateRequestError" and resent:
+            # The earlier send was applied and its answer lost (a continued-as-new run no longer
+            # knows the Update id, so the re-send meets the request-id check): report it applied.
+            return await _already_applied(client, case_no)
+        if error_type == "CaseNotReadyError" and not_ready < _NOT_READY_RETRIES:
+            not_ready += 1
+            await asyncio.sleep(0.2 * not_ready)  # the case is loading its policy
+            continue
+        if error_type == "EngineUnavailable":
+            if loop.time() + delay < give_up_at:
+                resent = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            # Not a refusal: nothing says the action was refused, so nothing goes in refused_action.
+            raise ActionRefusedError(case_no, error_type, message)
+        break
     if pool is not None:
         await record_refusal(pool, case_no, req, error_type, message)
     raise ActionRefusedError(case_no, error_type, message)
+
+
+def _unanswered(e: BaseException) -> str:
+    return (f"the engine did not answer ({e}); the action may or may not have been recorded: sending it "
+            "again with the same request id is safe")
+
+
+async def _already_applied(client: Client, case_no: str) -> ActionResult:
+    state = await get_state(client, case_no)
+    due = state.deadline.due_date.isoformat() if state.deadline else None
+    return ActionResult(case_no=case_no, stage=state.stage, seq=state.seq, due_date=due)
 
 
 def _refusal(cause: BaseException | None) -> tuple[str, str]:
