@@ -39,7 +39,7 @@ SCRIPT: list[tuple[Action, Actor, dict[str, Any], Stage]] = [
     (Action.PRELIM_PASS, LEAD, {}, Stage.PUBLIC_POSTING),
 ]
 # Errors that mean "the answer did not arrive": send the same request again.
-TRANSIENT = {"RPCError", "CaseNotReadyError", "TimeoutError"}
+TRANSIENT = {"RPCError", "CaseNotReadyError", "TimeoutError", "EngineUnavailable"}
 
 
 @dataclass
