@@ -516,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = asub.add_parser("unlock", parents=[common], help="lift a login lock-out")
     s.add_argument("username")
     s.set_defaults(func=cmd_unlock)
+    from admin import cli_webhooks  # issue 13: the webhook notice channel
+
+    cli_webhooks.configure(asub, [common], sys.modules[__name__])
 
     from admin import cli_evidence
 

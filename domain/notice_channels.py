@@ -22,6 +22,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from domain.text import control_char
+
 SIGNATURE_HEADER = "X-Notice-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DIGEST_HEADER = "X-Notice-Key-Digest"
@@ -132,3 +134,27 @@ def error_text(status: int | None, detail: str) -> str:
     head = f"HTTP {status}" if status is not None else "no answer"
     detail = " ".join((detail or "").split())
     return f"{head}: {detail}"[:MAX_ERROR_CHARS] if detail else head
+
+
+MIN_SECRET_CHARS = 16
+MAX_TIMEOUT_SECONDS = 120.0
+
+
+def check_webhook(unit: str, url: str, secret: str, timeout: float) -> list[str]:
+    """What is wrong with a unit's webhook settings (empty list: nothing). Mirrors the table's checks."""
+    problems = []
+    if not unit.strip():
+        problems.append("unit (单位) is empty")
+    for name, value in (("unit", unit), ("url", url), ("secret", secret)):
+        if (bad := control_char(value, multiline=False)) is not None:
+            problems.append(f"{name} holds control character U+{ord(bad[1]):04X} at position {bad[0]}")
+    p = urlsplit(url)
+    if p.scheme not in ("http", "https") or not p.hostname:
+        problems.append(f"url {redact_url(url)!r}: use http:// or https:// with a host")
+    if p.username or p.password:
+        problems.append("url: put no user:password in it (the signature authenticates the sender)")
+    if len(secret) < MIN_SECRET_CHARS:
+        problems.append(f"secret: at least {MIN_SECRET_CHARS} characters (it keys the HMAC-SHA256 signature)")
+    if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        problems.append(f"timeout: more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds")
+    return problems
