@@ -4,8 +4,10 @@
     casectl me | list [--overdue --stage S --unit U …] | my-work | show CASE
     casectl act CASE ACTION [--reason … --finding … --new-due-date … --criteria-json … --field k=v]
     casectl file RECORD.json | import FILE.json|FILE.xlsx | export --format xlsx|csv -o FILE | dashboard
+      (import exits 3 when any row was refused; the good rows are filed)
     casectl evidence upload CASE FILE… | evidence list CASE | evidence get CASE SHA256 [-o FILE]
     casectl admin create-user | issue-token USER | revoke-tokens USER | list-users | unlock USER   (DATABASE_URL)
+    casectl admin webhook set|list|remove|failed|retry   (notice webhooks per unit; admin/cli_webhooks.py)
 
 Every command but `admin …` talks HTTP to the console's JSON API with a per-user
 API token (--token, CASECTL_TOKEN, or ~/.config/casectl/token written by `login`);
@@ -300,7 +302,7 @@ def cmd_import(args: argparse.Namespace) -> int:
              for r in body["rows"]]
     lines.append(f"{body['filed']} filed, {body['refused']} refused")
     _out(args, body, "\n".join(lines))
-    return EXIT_REFUSED if args.strict and body["refused"] else EXIT_OK
+    return EXIT_REFUSED if body["refused"] else EXIT_OK  # issue 13: refused rows exit 3 (with or without --strict)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -486,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_file)
     s = sub.add_parser("import", parents=[common, net], help="file a batch from .json or .xlsx, per-row report")
     s.add_argument("file")
-    s.add_argument("--strict", action="store_true", help="exit 3 if any row is refused")
+    s.add_argument("--strict", action="store_true",
+                   help="kept for scripts: any refused row exits 3 anyway (the good rows are still filed)")
     s.set_defaults(func=cmd_import)
     s = sub.add_parser("export", parents=[common, net, filt], help="export the (filtered) 台账 as .xlsx or .csv")
     s.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
@@ -516,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = asub.add_parser("unlock", parents=[common], help="lift a login lock-out")
     s.add_argument("username")
     s.set_defaults(func=cmd_unlock)
+    from admin import cli_webhooks  # issue 13: the webhook notice channel
+
+    cli_webhooks.configure(asub, [common], sys.modules[__name__])
 
     from admin import cli_evidence
 

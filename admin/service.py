@@ -42,6 +42,7 @@ from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record, records_from_document
 from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
 from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
+from domain.office_terms import kind_from_term
 from domain.text import MAX_TEXT, check_text, control_char, printable_one_line, strip_controls
 from workflows import client as ops
 from workflows.contracts import ActionResult
@@ -451,13 +452,14 @@ def build_request(action: Action, actor: Actor, payload: Mapping[str, Any], requ
 IMPORT_COLUMNS = (
     "case_no", "kind", "title", "problem", "target", "measures", "responsible_units", "lead_supervising_units",
     "assisting_units", "deadline", "inspection_round", "jurisdiction", "source", "lead_leader", "ladder_profile",
-    "complaint",
+    "complaint", "stage",
 )
 IMPORT_HEADERS_ZH = {
     "案件编号": "case_no", "类型": "kind", "标题": "title", "问题": "problem", "整改目标": "target",
     "整改措施": "measures", "主体责任单位": "responsible_units", "牵头督导单位": "lead_supervising_units",
     "配合督导单位": "assisting_units", "整改时限": "deadline", "督察轮次": "inspection_round", "辖区": "jurisdiction",
     "来源": "source", "牵头督导领导": "lead_leader", "督办梯度": "ladder_profile", "举报内容": "complaint",
+    "阶段": "stage",  # issue 13: only 建档立案 (domain/office_terms.py)
 }
 KIND_BY_ZH = {v: k.value for k, v in KIND_LABELS_ZH.items()}
 
@@ -473,8 +475,11 @@ def record_from_sheet_row(values: dict[str, Any]) -> dict[str, Any]:
             d = cell.date() if isinstance(cell, datetime) else cell
             cell = f"{d.year}年{d.month}月{d.day}日"
         rec[key] = str(cell).strip() if not isinstance(cell, int | float) else str(cell)
-    if "kind" in rec:
-        rec["kind"] = KIND_BY_ZH.get(rec["kind"], rec["kind"].upper())
+    if "kind" in rec:  # the office's words (domain/office_terms.py); unknown ones are refused by the intake
+        try:
+            rec["kind"] = kind_from_term(rec["kind"]).value
+        except InvalidFilingError:
+            pass
     if "measures" in rec:
         rec["measures"] = [{"seq": i, "text": t} for i, t in enumerate(_lines(rec["measures"]), start=1)]
     for key in ("responsible_units", "lead_supervising_units", "assisting_units"):

@@ -3,6 +3,10 @@
 Two shapes are accepted: the engine's own `CaseFiling` JSON (has `case_no` and
 `kind`), and records in the shape of `shared/domain/sample_cases.json` (have
 `case_id` and `case_kind`).
+
+The kind may be given in the office's words ("反馈问题整改任务", "信访举报交办件", "交办件",
+"警示片披露问题", …; domain/office_terms.py) as well as the engine's English value; a `stage`
+(阶段), if given, must be 建档立案 REGISTERED (an import files new cases).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from domain.deadlines import parse_deadline, validate_spec
 from domain.enums import CaseKind, DeadlineKind
 from domain.errors import DeadlineParseError, InvalidFilingError
 from domain.model import CaseFiling, DeadlineSpec, Measure, Milestone
+from domain.office_terms import accepted_kinds, check_import_stage, kind_from_term
 
 # Sample-data kinds → engine kinds. Aggregates count many cases and are refused.
 SAMPLE_KIND_MAP: dict[str, CaseKind] = {
@@ -90,7 +95,11 @@ def filing_from_record(record: dict[str, Any]) -> CaseFiling:
     """
     ident = record.get("case_no") or record.get("case_id") or "<no case number>"
     try:
+        if str(record.get("stage") or "").strip():
+            check_import_stage(record["stage"])
         if "case_no" in record and "kind" in record:
+            record = {k: v for k, v in record.items() if k != "stage"}
+            record["kind"] = kind_from_term(record["kind"]).value
             filing = CaseFiling.model_validate(record)
             if filing.deadline is not None:
                 validate_spec(filing.deadline)
@@ -100,9 +109,15 @@ def filing_from_record(record: dict[str, Any]) -> CaseFiling:
             raise InvalidFilingError(
                 f"{ident}: {raw_kind} is an aggregate record (counts of many cases), not one case"
             )
-        if raw_kind not in SAMPLE_KIND_MAP:
-            raise InvalidFilingError(f"{ident}: unknown case kind {raw_kind!r}")
-        kind = SAMPLE_KIND_MAP[raw_kind]
+        if raw_kind in SAMPLE_KIND_MAP:
+            kind = SAMPLE_KIND_MAP[raw_kind]
+        else:
+            try:
+                kind = kind_from_term(raw_kind)
+            except InvalidFilingError:
+                raise InvalidFilingError(
+                    f"unknown case kind {raw_kind!r} (类型无法识别); accepted 可用: "
+                    f"{', '.join(SAMPLE_KIND_MAP)}; {accepted_kinds()}") from None
         ctx = record.get("inspection_context") or {}
         problem = record.get("problem_zh") or record.get("problem_en") or ""
         return CaseFiling(
@@ -122,8 +137,10 @@ def filing_from_record(record: dict[str, Any]) -> CaseFiling:
             jurisdiction=record.get("jurisdiction_zh") or "",
             complaint=problem if kind is CaseKind.PETITION else "",
         )
-    except InvalidFilingError:
-        raise
+    except InvalidFilingError as e:
+        if str(e).startswith(f"{ident}:"):
+            raise
+        raise InvalidFilingError(f"{ident}: {e}") from None
     except KeyError as e:
         raise InvalidFilingError(f"{ident}: missing field {e}") from None
     except (ValidationError, DeadlineParseError, ValueError) as e:

@@ -13,7 +13,10 @@ on the same runtime's metric meter, so one scrape gets both:
   `case_engine_cases{stage}`, `case_engine_cases_overdue`, `case_engine_escalations{kind}`
   (fired / proposed, from the ledger), `case_engine_outbox_pending`,
   `case_engine_outbox_oldest_pending_seconds`, `case_engine_refused_actions{reason}`,
-  `case_engine_metrics_db_up` (1 when the last read worked).
+  `case_engine_metrics_db_up` (1 when the last read worked),
+  `case_engine_outbox_webhook_refused` (notices whose webhook answered a permanent 4xx: never
+  retried, an operator looks at `casectl admin webhook failed`) and
+  `case_engine_outbox_webhook_retrying` (webhook failed at least once, not yet sent, still tried).
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class DbFigures:
     outbox_pending: int
     oldest_pending_seconds: float
     refused_by_reason: dict[str, int]
+    webhook_refused: int = 0
+    webhook_retrying: int = 0
 
 
 async def read_figures(pool: asyncpg.Pool) -> DbFigures:
@@ -85,7 +90,13 @@ async def read_figures(pool: asyncpg.Pool) -> DbFigures:
             "FROM outbox WHERE status = 'PENDING'")
         refused = {r["error_type"]: r["n"] for r in await conn.fetch(
             "SELECT error_type, count(*)::int AS n FROM refused_action GROUP BY error_type")}
-    return DbFigures(stages, overdue, escalations, row["n"], float(row["age"]), refused)
+        hooks = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE webhook_failed_at IS NOT NULL)::int AS refused, "
+            "count(*) FILTER (WHERE status = 'PENDING' AND webhook_attempts > 0 AND webhook_sent_at IS NULL "
+            "AND webhook_failed_at IS NULL)::int AS retrying FROM outbox "
+            "WHERE webhook_failed_at IS NOT NULL OR status = 'PENDING'")
+    return DbFigures(stages, overdue, escalations, row["n"], float(row["age"]), refused,
+                     hooks["refused"], hooks["retrying"])
 
 
 class DbMetrics:
@@ -104,6 +115,10 @@ class DbMetrics:
         self._refused = meter.create_gauge(
             "case_engine_refused_actions", "Refused actions recorded in refused_action, by reason (error type)")
         self._up = meter.create_gauge("case_engine_metrics_db_up", "1 if the last read of the database figures worked")
+        self._hook_refused = meter.create_gauge(
+            "case_engine_outbox_webhook_refused", "Notices whose webhook was refused for good (a 4xx), not retried")
+        self._hook_retrying = meter.create_gauge(
+            "case_engine_outbox_webhook_retrying", "Notices whose webhook failed and is being retried")
         self._reasons: set[str] = set()
 
     def publish(self, f: DbFigures) -> None:
@@ -117,6 +132,8 @@ class DbMetrics:
             self._escalations.set(f.escalations.get(kind, 0), {"kind": kind})
         self._pending.set(f.outbox_pending)
         self._oldest.set(f.oldest_pending_seconds)
+        self._hook_refused.set(f.webhook_refused)
+        self._hook_retrying.set(f.webhook_retrying)
         self._reasons |= set(f.refused_by_reason)
         for reason in self._reasons:
             self._refused.set(f.refused_by_reason.get(reason, 0), {"reason": reason})

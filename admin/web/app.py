@@ -406,6 +406,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = await session(request)
         return page(request, "import.html", s, nav="file", report=None, error="")
 
+    @app.get("/import/template.xlsx")
+    async def import_template(request: Request) -> Response:
+        """The import template (导入模板, issue 13): headers, one example row, accepted words."""
+        from admin.import_template import TEMPLATE_FILENAME, XLSX_MEDIA_TYPE, template_xlsx
+
+        importer((await session(request)).user)
+        return Response(await asyncio.to_thread(template_xlsx), media_type=XLSX_MEDIA_TYPE,
+                        headers={"Content-Disposition": f'attachment; filename="{TEMPLATE_FILENAME}"'})
+
     def importer(user: User) -> None:
         """Who may import, checked before the upload's body is read."""
         if user.read_only or Role.RECTIFICATION_OFFICE not in user.roles:

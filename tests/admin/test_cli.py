@@ -197,7 +197,7 @@ async def test_import_json_and_xlsx_with_a_per_row_report(console: Console, tmp_
     bad = dict(console.case_record(), kind="UNKNOWN_KIND")
     j = tmp_path / "batch.json"
     j.write_text(json.dumps({"cases": [good, bad, good]}, ensure_ascii=False), encoding="utf-8")
-    body = json.loads(ok(await console.cli("import", str(j), "--json")))
+    body = json.loads(ok(await console.cli("import", str(j), "--json"), 3))  # refused rows: exit 3 (issue 13)
     assert body["filed"] == 1 and body["refused"] == 2
     assert [r["filed"] for r in body["rows"]] == [True, False, False]
     assert "kind" in body["rows"][1]["reason"] and "appears twice" in body["rows"][2]["reason"]
@@ -213,7 +213,7 @@ async def test_import_json_and_xlsx_with_a_per_row_report(console: Console, tmp_
     ws.append([no + "B", "FEEDBACK_PROBLEM", "坏时限", "目标", "措施", "蓝山县人民政府", "市生态环境局", "某天"])
     x = tmp_path / "batch.xlsx"
     wb.save(x)
-    out = ok(await console.cli("import", str(x)))
+    out = ok(await console.cli("import", str(x)), 3)
     assert f"{no}" in out and "1 filed, 1 refused" in out and "某天" in out
     p = await console.cli("import", str(tmp_path / "missing.json"))
     assert p.returncode == 1 and "no such file" in p.stderr
