@@ -4,6 +4,7 @@
     casectl me | list [--overdue --stage S --unit U …] | my-work | show CASE
     casectl act CASE ACTION [--reason … --finding … --new-due-date … --criteria-json … --field k=v]
     casectl file RECORD.json | import FILE.json|FILE.xlsx | export --format xlsx|csv -o FILE | dashboard
+    casectl stats [--round R] [--period 2026-H1|2026] [--format xlsx|pdf -o FILE]
     casectl evidence upload CASE FILE… | evidence list CASE | evidence get CASE SHA256 [-o FILE]
     casectl admin create-user | issue-token USER | revoke-tokens USER | list-users | unlock USER   (DATABASE_URL)
 
@@ -520,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_evidence
 
     cli_evidence.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_stats
+
+    cli_stats.configure(sub, [common, net], sys.modules[__name__])
     if audit_cli is not None:
         audit_cli.configure(sub.add_parser("audit", help="audit the ledger and workflow histories"))
     return p
