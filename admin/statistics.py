@@ -183,8 +183,12 @@ class Statistics:
         record = Part.RECORD in common
         lit = Part.DEADLINE in common
         wanted = {f.light} if f.light else {Light.RED.value, Light.YELLOW.value}
-        listed = [r for r in self.reads.rows(reader, [r for r in recs if r["case_no"] in by_no])
-                  if r.get("light") in wanted]
+        listed = []
+        for r in self.reads.rows(reader, [r for r in recs if r["case_no"] in by_no]):
+            c = by_no[r["case_no"]]
+            if "light" in r and c.light.value in wanted:  # the light of `today` (the figures'), not the clock's
+                r["light"], r["light_zh"] = c.light.value, LIGHT_LABELS_ZH[c.light]
+                listed.append(r)
         listed.sort(key=lambda r: (LIGHT_ORDER.index(Light(r["light"])), str(r.get("due_date") or ""), r["case_no"]))
         period = f.period or current_period(today)
         out: dict[str, Any] = {
