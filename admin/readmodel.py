@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
-from admin.stats_config import light_rule_from_env
 from admin.service import CaseFilter, FormError, allowed_actions_for, rung_for_level, stage_label
+from admin.stats_config import light_rule_from_env
 from admin.users import User
 from domain.calendar import WorkingCalendar, count_days, local_date
 from domain.enums import (
@@ -41,8 +41,8 @@ from domain.enums import (
     event_label_zh,
 )
 from domain.lifecycle import ACTIVE_STAGES, stages_waiting_on
-from domain.statistics import LIGHT_LABELS_ZH, LightRule, light_for
 from domain.model import CaseState, ExtensionRequest, PostingState, Referral
+from domain.statistics import LIGHT_LABELS_ZH, LightRule, light_for
 from domain.visibility import (
     FILING_FIELDS,
     ROW_FIELDS,

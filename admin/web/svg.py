@@ -48,11 +48,11 @@ def stacked_bars(rows: Sequence[Mapping[str, Any]], keys: Sequence[tuple[str, st
             parts.append(str(n))
         out.append(f'<text x="{x + 4:.1f}" y="{y + 14}" font-size="11" fill="#555">{_e("/".join(parts))}</text>')
     legend_y = len(rows) * h + 22
-    lx = float(label_width)
+    lx = 10.0  # the legend starts at the left edge: it is wider than the bars' labels
     for k, label in keys:
         out.append(f'<rect x="{lx:.0f}" y="{legend_y - 10}" width="10" height="10" fill="{LIGHT_COLOURS.get(k, "#607d8b")}"/>'
                    f'<text x="{lx + 14:.0f}" y="{legend_y}" font-size="11" fill="#333">{_e(label)}</text>')
-        lx += 14 + 12 * len(label) * 0.75 + 14
+        lx += 14 + sum(11 if ord(ch) > 0x2E7F else 6.2 for ch in label) + 16
     out.append("</svg>")
     return Markup("".join(out))
 
