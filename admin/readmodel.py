@@ -25,6 +25,7 @@ import asyncpg
 from temporalio.client import Client
 
 from admin.service import CaseFilter, FormError, allowed_actions_for, rung_for_level, stage_label
+from admin.stats_config import light_rule_from_env
 from admin.users import User
 from domain.calendar import WorkingCalendar, count_days, local_date
 from domain.enums import (
@@ -41,6 +42,7 @@ from domain.enums import (
 )
 from domain.lifecycle import ACTIVE_STAGES, stages_waiting_on
 from domain.model import CaseState, ExtensionRequest, PostingState, Referral
+from domain.statistics import LIGHT_LABELS_ZH, LightRule, light_for
 from domain.visibility import (
     FILING_FIELDS,
     ROW_FIELDS,
@@ -127,6 +129,8 @@ class ReadModel:
     client: Client
     calendar: WorkingCalendar
     home: HomeUnits = field(default_factory=HomeUnits)
+    # The 红黄绿灯 rule (domain/statistics.py; STATS_YELLOW_WORKING_DAYS): every row carries its light.
+    light_rule: LightRule = field(default_factory=light_rule_from_env)
 
     # ------------------------------------------------------------ who reads
 
@@ -208,6 +212,11 @@ class ReadModel:
     def _full_row(self, r: Mapping[str, Any]) -> dict[str, Any]:
         d = dict(r)
         d.update(self.days_info(d.get("due_date"), d["stage"]))
+        try:
+            light = light_for(d["stage"], d.get("due_date"), self.today(), self.calendar, self.light_rule)
+            d["light"], d["light_zh"] = light.value, LIGHT_LABELS_ZH[light]
+        except ValueError:  # a stage this version does not know: no light rather than a wrong one
+            d["light"], d["light_zh"] = None, ""
         rung = rung_for_level(d.get("escalation_level") or 0)
         d["rung"] = rung.value if rung else None
         d["rung_zh"] = RUNG_LABELS_ZH[rung] if rung else ""

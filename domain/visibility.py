@@ -212,7 +212,8 @@ ROW_FIELDS: Mapping[Part, tuple[str, ...]] = {
     Part.RECORD: ("responsible_units", "lead_supervising_units", "assisting_units", "inspection_round",
                   "programme_id"),
     Part.DEADLINE: ("due_date", "due_at", "days_left", "overdue_days", "overdue", "escalation_level",
-                    "escalation_max_level", "rung", "rung_zh", "suspended", "cycle", "reopen_count", "last_seq"),
+                    "escalation_max_level", "rung", "rung_zh", "suspended", "cycle", "reopen_count", "last_seq",
+                    "light", "light_zh"),  # 红黄绿灯 (domain/statistics.py)
     Part.REFERRALS: ("open_referrals",),
 }
 FILING_FIELDS: Mapping[Part, tuple[str, ...]] = {

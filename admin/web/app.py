@@ -454,6 +454,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _runtime.register(app, page=page, session=session, post_session=post_session, writer=writer,
                       client=lambda r: svc(r).client, forbidden=Forbidden, reads=reads)
+    # Issue 13: leadership statistics 统计 (admin/web/statistics.py).
+    from admin.web import statistics as _statistics
+
+    _statistics.register(app, page=page, session=session, api_user=api_user, api_error=_ApiError)
 
     # ------------------------------------------------------------ JSON API (casectl)
 

@@ -201,6 +201,18 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("GET", "/runtime"): lambda s: [Call("GET", "/runtime", kind="view:RUNTIME")],
     ("POST", "/runtime/{case_no}/unblock"): lambda s: [
         Call("POST", f"/runtime/{s.referred}/unblock", data={}, case_no=s.referred)],
+    # Issue 13: leadership statistics (View.DASHBOARD): the page, its JSON and its exports hold only
+    # the cases the role sees (the PDF is read back with pypdf).
+    ("GET", "/statistics"): lambda s: [Call("GET", "/statistics?light=GREEN", kind="view:DASHBOARD"),
+                                       Call("GET", "/statistics", kind="view:DASHBOARD")],
+    ("GET", "/statistics/export.{fmt}"): lambda s: [
+        Call("GET", "/statistics/export.xlsx?light=GREEN", kind="view:DASHBOARD"),
+        Call("GET", "/statistics/export.pdf?light=GREEN", kind="view:DASHBOARD")],
+    ("GET", "/api/v1/statistics"): lambda s: [Call("GET", "/api/v1/statistics?light=GREEN", api=True,
+                                                   kind="view:DASHBOARD")],
+    ("GET", "/api/v1/statistics/export.{fmt}"): lambda s: [
+        Call("GET", "/api/v1/statistics/export.pdf?light=GREEN", api=True, kind="view:DASHBOARD"),
+        Call("GET", "/api/v1/statistics/export.xlsx?light=GREEN", api=True, kind="view:DASHBOARD")],
     # Evidence files: listed for the roles granted the EVIDENCE part; a case not seen is 404;
     # uploads without a file are refused (422) or not allowed (403 / 404).
     ("GET", "/api/v1/cases/{case_no}/evidence"): lambda s: _case_calls(
@@ -243,8 +255,10 @@ def body_text(resp: httpx.Response) -> str:
         wb = load_workbook(io.BytesIO(resp.content), read_only=True)
         return "\n".join(" ".join("" if v is None else str(v) for v in row)
                          for ws in wb.worksheets for row in ws.iter_rows(values_only=True))
-    if "application/pdf" in ctype:
-        return ""  # only the office and auditors get a PDF (they see every case); checked by status
+    if "application/pdf" in ctype:  # audit timelines (office, auditors) and statistics (every internal role)
+        from pypdf import PdfReader
+
+        return " ".join(p.extract_text() for p in PdfReader(io.BytesIO(resp.content)).pages)
     return resp.text
 
 
