@@ -181,6 +181,8 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("POST", "/file"): lambda s: [Call("POST", "/file", data={})],  # nothing to file: 422 / refused
     ("GET", "/import"): lambda s: [Call("GET", "/import")],
     ("POST", "/import"): lambda s: [Call("POST", "/import", data={})],  # no file: 422 / refused
+    # Issue 13: the import template (headers and one example row; the office only): no case data
+    ("GET", "/import/template.xlsx"): lambda s: [Call("GET", "/import/template.xlsx")],
     ("GET", "/dashboard"): lambda s: [Call("GET", "/dashboard", kind="view:DASHBOARD")],
     ("GET", "/api/v1/me"): lambda s: [Call("GET", "/api/v1/me", api=True)],
     ("GET", "/api/v1/my-work"): lambda s: [Call("GET", "/api/v1/my-work", api=True, kind="view:MY_WORK")],
