@@ -15,7 +15,8 @@ def _rate(v: Any) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    params = {k: v for k, v in (("round", args.round), ("period", args.period), ("light", args.light)) if v}
+    params = {k: v for k, v in (("round", args.round), ("programme", args.programme), ("period", args.period),
+                                          ("light", args.light)) if v}
     if args.format:
         if not args.output:
             raise _cli.CliError("--format needs --output FILE", _cli.EXIT_USAGE)
@@ -52,6 +53,7 @@ def configure(sub: Any, parents: list[argparse.ArgumentParser], cli: Any) -> Non
     s = sub.add_parser("stats", parents=parents,
                        help="leadership statistics: 红黄绿灯, completion by round/unit/county, half-year and year")
     s.add_argument("--round", default="", help="one inspection round (督察轮次)")
+    s.add_argument("--programme", default="", help="one programme (整改方案) by its id")
     s.add_argument("--period", default="", help="YYYY-H1, YYYY-H2 or YYYY (default: the current half-year)")
     s.add_argument("--light", default="", help="list the cases with this light (RED, YELLOW, GREEN, NO_DEADLINE, DONE)")
     s.add_argument("--format", choices=("xlsx", "pdf"), help="export the summary instead (with -o FILE)")

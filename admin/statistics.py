@@ -76,6 +76,7 @@ class StatsFilter:
     inspection_round: str = ""
     period: Period | None = None
     light: str = ""  # list only the cases with this light (default: red and yellow)
+    programme_id: str = ""  # one programme (整改方案, issue 13), or all
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], today: date) -> StatsFilter:
@@ -86,13 +87,14 @@ class StatsFilter:
                 raise FormError(f"{name}: {e}") from None
 
         rnd, period_text, light = one("round", 200), one("period", 20), one("light", 20).upper()
+        programme = one("programme", 128)
         try:
             period = parse_period(period_text) if period_text else current_period(today)
         except ValueError as e:
             raise FormError(str(e)) from None
         if light and light not in Light.__members__:
             raise FormError(f"light {light!r} is not one of " + ", ".join(Light.__members__))
-        return cls(inspection_round=rnd.strip(), period=period, light=light)
+        return cls(inspection_round=rnd.strip(), period=period, light=light, programme_id=programme)
 
 
 def _bucket() -> dict[str, Any]:
@@ -145,11 +147,16 @@ class Statistics:
         common = self.reads.common_parts(reader)
         if f.inspection_round and Part.RECORD not in common:
             raise FormError("filter 'round' is not available to your role")
+        if f.programme_id and Part.RECORD not in common:
+            raise FormError("filter 'programme' is not available to your role")
         args: list[Any] = []
         where = self.reads.scope_sql(reader, args)
         if f.inspection_round:
             args.append(f.inspection_round)
             where += f" AND inspection_round = ${len(args)}"
+        if f.programme_id:
+            args.append(f.programme_id)
+            where += f" AND programme_id = ${len(args)}"
         recs = await self.reads.pool.fetch(f"SELECT {_COLUMNS} FROM case_projection WHERE {where} ORDER BY case_no",
                                            *args)
         return reader, [r for r in recs if counted(r)], common
@@ -169,9 +176,10 @@ class Statistics:
                 escalation_level=r["escalation_level"] or 0, filed_at=r["filed_at"]))
         return out
 
-    async def case_figures(self, user: User, inspection_round: str = "") -> list[CaseFigures]:
-        """The cases this user sees (one round, or all) with their light today."""
-        _reader, recs, _common = await self._scoped(user, StatsFilter(inspection_round=inspection_round))
+    async def case_figures(self, user: User, inspection_round: str = "", programme_id: str = "") -> list[CaseFigures]:
+        """The cases this user sees (one round and/or programme, or all) with their light today."""
+        _reader, recs, _common = await self._scoped(
+            user, StatsFilter(inspection_round=inspection_round, programme_id=programme_id))
         return self.figures(recs, self.today_fn())
 
     async def summary(self, user: User, f: StatsFilter) -> dict[str, Any]:
@@ -194,7 +202,8 @@ class Statistics:
         out: dict[str, Any] = {
             "today": today.isoformat(),
             "yellow_working_days": self.rule.yellow_working_days,
-            "filters": {"round": f.inspection_round, "period": period.key, "light": f.light},
+            "filters": {"round": f.inspection_round, "programme": f.programme_id, "period": period.key,
+                        "light": f.light},
             "total": len(cases),
             "done": sum(is_done(c.stage) for c in cases),
             "lights": light_counts(cases) if lit else [],

@@ -81,6 +81,7 @@ def register(app: FastAPI, *, page: Callable[..., HTMLResponse], session: Callab
             "period_units": svg.rate_bars(p["by_unit"], "chart-period-units"),
         }
         qs = "&".join(f"{k}={quote(str(v))}" for k, v in (("round", d["filters"]["round"]),
+                                                          ("programme", d["filters"]["programme"]),
                                                           ("period", p["key"])) if v)
         return page(request, "statistics.html", s, nav="statistics", d=d, charts=charts, rounds=rounds,
                     periods=period_choices(today()), qs=qs, light_keys=LIGHT_KEYS,
