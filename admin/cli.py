@@ -5,6 +5,7 @@
     casectl act CASE ACTION [--reason … --finding … --new-due-date … --criteria-json … --field k=v]
     casectl file RECORD.json | import FILE.json|FILE.xlsx | export --format xlsx|csv -o FILE | dashboard
     casectl evidence upload CASE FILE… | evidence list CASE | evidence get CASE SHA256 [-o FILE]
+    casectl dispatch schedule PROG --day N | run-now PROG [--period YYYY-MM] | list PROG | show PROG PERIOD
     casectl admin create-user | issue-token USER | revoke-tokens USER | list-users | unlock USER   (DATABASE_URL)
 
 Every command but `admin …` talks HTTP to the console's JSON API with a per-user
@@ -520,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_evidence
 
     cli_evidence.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_dispatch  # issue 13: casectl dispatch schedule|run-now|list|show
+
+    cli_dispatch.configure(sub, [common, net], sys.modules[__name__])
     if audit_cli is not None:
         audit_cli.configure(sub.add_parser("audit", help="audit the ledger and workflow histories"))
     return p
