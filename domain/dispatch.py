@@ -374,14 +374,14 @@ class DispatchAccess:
         return self.units is not None and not self.units
 
 
-def dispatch_access(reader: Reader, home: HomeUnits = HomeUnits()) -> DispatchAccess:
+def dispatch_access(reader: Reader, home: HomeUnits | None = None) -> DispatchAccess:
     """Deny by default. Every unit's rows: roles that read all cases (the office from its home unit,
     the supervision offices 督查室, auditors). A responsible unit: its own unit's rows only. Scheduling
     and running a dispatch: the office, from its home unit."""
     units: set[str] = set()
     every = False
     may_run = False
-    for role, rule in active_rules(reader, home):
+    for role, rule in active_rules(reader, home or HomeUnits()):
         if Scope.ALL in rule.scopes:
             every = True
             may_run = may_run or role is Role.RECTIFICATION_OFFICE

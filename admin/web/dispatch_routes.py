@@ -34,6 +34,7 @@ from activities.dispatch_render import chart_svg, render_html, render_xlsx
 from admin.users import User
 from domain.dispatch import (
     FIGURE_COLUMNS,
+    SHANGHAI,
     DispatchAccess,
     DispatchError,
     DispatchFigures,
@@ -91,7 +92,8 @@ async def list_reports(request: Request, programme_id: str, acc: DispatchAccess)
             units = [u for u in units if u in acc.units]
             if not units:
                 continue
-        d = {"period": r["period"], "generated_at": r["generated_at"].isoformat(), "units": units,
+        d = {"period": r["period"], "generated_at": r["generated_at"].astimezone(SHANGHAI).isoformat(),
+             "units": units,
              "trigger": r["trigger"] if acc.units is None else "", "workflow_id": r["workflow_id"]}
         if acc.units is None:  # whole-programme totals only for readers of every unit
             totals = json.loads(r["totals"]) if isinstance(r["totals"], str) else r["totals"]
@@ -182,6 +184,9 @@ def register(app: FastAPI, h: Hooks) -> None:  # noqa: C901 - one function per r
         reports = await list_reports(request, programme_id, acc)
         schedule = await sched.describe_dispatch_schedule(h.client(request), programme_id) if acc.units is None \
             else None
+        if schedule:  # next runs in Beijing time on the page (the API gives UTC)
+            schedule["next_local"] = [datetime.fromisoformat(t).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+                                      for t in schedule["next_action_times"]]
         latest = None
         if reports:
             figures, _, _ = await report(request, programme_id, reports[0]["period"], acc)
