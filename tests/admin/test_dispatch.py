@@ -219,3 +219,24 @@ async def test_console_api_and_casectl_with_read_scoping(console: Console) -> No
         body = (await api.get(f"/api/v1/programmes/{pid}/dispatch/{period}")).json()
         assert {u["unit"] for u in body["units"]} == {RU.unit, OTHER_RU.unit}
     await c.cli("dispatch", "schedule", pid, "--delete")
+
+
+# ------------------------------------------------------------------ for the route walk (test_read_scoping)
+
+
+async def seed_dispatch_report(c: Console, programme_id: str, case_nos: list[str]) -> None:
+    """This month's dispatch report of `programme_id` over the given cases (whatever programme they
+    belong to), written by the real activity from their projection rows."""
+    from activities.calendar_source import load_calendar
+    from activities.dispatch_activities import DispatchActivities
+    from domain.dispatch import CaseSnapshot, compile_dispatch
+    from workflows.dispatch_contracts import DispatchReportWrite
+
+    rows = await c.pool.fetch(
+        """SELECT case_no, title, stage, responsible_units, due_date, escalation_level, closed_at
+           FROM case_projection WHERE case_no = ANY($1)""", case_nos)
+    cases = [CaseSnapshot(**{**dict(r), "responsible_units": list(r["responsible_units"])}) for r in rows]
+    cal = load_calendar(None)
+    figures = compile_dispatch(programme_id, NOW_PERIOD, datetime.now(UTC), cases, cal)
+    await DispatchActivities(c.pool, lambda: cal).write_dispatch_report(DispatchReportWrite(
+        figures=figures, workflow_id=dispatch_workflow_id(programme_id, NOW_PERIOD), workflow_run_id="seeded"))
