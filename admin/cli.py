@@ -7,6 +7,7 @@
       (import exits 3 when any row was refused; the good rows are filed)
     casectl stats [--round R] [--period 2026-H1|2026] [--format xlsx|pdf -o FILE]
     casectl evidence upload CASE FILE… | evidence list CASE | evidence get CASE SHA256 [-o FILE]
+    casectl dispatch schedule PROG --day N | run-now PROG [--period YYYY-MM] | list PROG | show PROG PERIOD
     casectl admin create-user | issue-token USER | revoke-tokens USER | list-users | unlock USER   (DATABASE_URL)
     casectl admin webhook set|list|remove|failed|retry   (notice webhooks per unit; admin/cli_webhooks.py)
 
@@ -530,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_stats
 
     cli_stats.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_dispatch  # issue 13: casectl dispatch schedule|run-now|list|show
+
+    cli_dispatch.configure(sub, [common, net], sys.modules[__name__])
     if audit_cli is not None:
         audit_cli.configure(sub.add_parser("audit", help="audit the ledger and workflow histories"))
     return p

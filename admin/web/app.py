@@ -459,6 +459,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _statistics.register(app, page=page, session=session, api_user=api_user, api_error=_ApiError)
 
+    # Issue 13: monthly dispatch reports, their Schedule and downloads (admin/web/dispatch_routes.py).
+    from admin.web import dispatch_routes
+
+    dispatch_routes.register(app, dispatch_routes.Hooks(
+        page=page, session=session, post_session=post_session, writer=writer, api_user=api_user,
+        client=lambda r: svc(r).client, task_queue=settings.task_queue, forbidden=Forbidden, api_error=_ApiError))
+
     # ------------------------------------------------------------ JSON API (casectl)
 
     @app.get("/api/v1/me")

@@ -29,8 +29,10 @@ from admin import auth
 from admin.users import get_user
 from admin.web.app import create_app
 from config import Settings
+from domain.dispatch import dispatch_access
 from domain.visibility import CaseFacts, HomeUnits, Part, Reader, View, may_view, parts_for
 from tests.admin.conftest import Console, act_via_api, file_via_api, wait_projection
+from tests.admin.test_dispatch import NOW_PERIOD, seed_dispatch_report
 from tests.harness import LEAD, LEAD2, OTHER_RU, RU
 
 pytestmark = pytest.mark.devserver
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.devserver
 ROLES = ("office", "ru", "ru-other", "lead", "lead2", "discipline", "auditor", "citizen")
 HOME = HomeUnits(office="整改办", discipline="纪委监委")
 ASCII_NO = "A-Za-z0-9._-"
+DISPATCH_PRG = f"SCOPE-PRG-{uuid.uuid4().hex[:6]}"  # a dispatch report over the seeded cases (issue 13)
 
 
 @dataclass
@@ -91,6 +94,7 @@ async def seeded(console: Console) -> Seeded:
     await wait_projection(console, s.posting, "PUBLIC_POSTING")
     await wait_projection(console, s.other, "REGISTERED")
     assert RU.unit != OTHER_RU.unit and {LEAD.unit, LEAD2.unit}.isdisjoint({"市林业局"})
+    await seed_dispatch_report(console, DISPATCH_PRG, s.cases)
     return s
 
 
@@ -227,6 +231,28 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
         s, lambda n: Call("GET", f"/cases/{n}/evidence/{'0' * 64}", case_no=n, kind="act")),
     ("POST", "/cases/{case_no}/evidence"): lambda s: _case_calls(
         s, lambda n: Call("POST", f"/cases/{n}/evidence", data={}, case_no=n, kind="act")),
+    # Issue 13, monthly dispatch over the seeded cases: every unit's rows for the office, the 督查室
+    # and auditors; a responsible unit its own rows; 403 for every other role. Bad input for writes.
+    ("GET", "/programmes/{programme_id:path}/dispatch"): lambda s: [
+        Call("GET", f"/programmes/{DISPATCH_PRG}/dispatch", kind="dispatch")],
+    ("GET", "/programmes/{programme_id:path}/dispatch/{name}"): lambda s: [
+        Call("GET", f"/programmes/{DISPATCH_PRG}/dispatch/{NOW_PERIOD}.{fmt}", kind="dispatch")
+        for fmt in ("html", "xlsx")],
+    ("POST", "/programmes/{programme_id:path}/dispatch/schedule"): lambda s: [
+        Call("POST", f"/programmes/{DISPATCH_PRG}/dispatch/schedule", data={})],
+    ("POST", "/programmes/{programme_id:path}/dispatch/run"): lambda s: [
+        Call("POST", f"/programmes/{DISPATCH_PRG}/dispatch/run", data={"period": "bad"})],
+    ("GET", "/api/v1/programmes/{programme_id:path}/dispatch"): lambda s: [
+        Call("GET", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch", api=True, kind="dispatch")],
+    ("GET", "/api/v1/programmes/{programme_id:path}/dispatch/{name}"): lambda s: [
+        Call("GET", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch/{NOW_PERIOD}{ext}", api=True, kind="dispatch")
+        for ext in ("", ".xlsx", ".html")],
+    ("PUT", "/api/v1/programmes/{programme_id:path}/dispatch/schedule"): lambda s: [
+        Call("PUT", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch/schedule", api=True, json={})],
+    ("DELETE", "/api/v1/programmes/{programme_id:path}/dispatch/schedule"): lambda s: [
+        Call("DELETE", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch/schedule", api=True)],
+    ("POST", "/api/v1/programmes/{programme_id:path}/dispatch/run"): lambda s: [
+        Call("POST", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch/run", api=True, json={"period": "bad"})],
 }
 
 
@@ -313,6 +339,8 @@ def check(cl: Client, call: Call, resp: httpx.Response, s: Seeded) -> None:
         assert (resp.status_code == 200) is ok, where
         if not may_view(cl.reader, View.AUDIT, HOME):
             assert resp.status_code == 403, where
+    if kind == "dispatch":
+        assert resp.status_code == (403 if dispatch_access(cl.reader, HOME).denied else 200), where
     if kind in ("view", "list"):
         assert resp.status_code == (200 if may_view(cl.reader, View(view), HOME) else 403), where
     if kind == "list" and resp.status_code == 200:

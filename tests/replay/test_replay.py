@@ -11,8 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker import sandbox_runner
-from workflows.case_workflow import CaseWorkflow
+from worker import WORKFLOWS, sandbox_runner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -24,7 +23,7 @@ async def test_stored_history_replays_without_nondeterminism(path: Path) -> None
     history = WorkflowHistory.from_json(f"case-REPLAY-{path.stem}", raw)
     assert len(history.events) >= 3, f"{path.name} holds no completed workflow task; re-record it"
     replayer = Replayer(
-        workflows=[CaseWorkflow],
+        workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,
         workflow_runner=sandbox_runner(),
     )
