@@ -27,6 +27,7 @@ from temporalio.worker.workflow_sandbox import (
 
 from activities.case_activities import CaseActivities
 from activities.notices import NoticeSender, SmtpConfig
+from activities.programme_activities import ProgrammeActivities
 from config import Settings, connect_client
 from ops.context import EngineInterceptor, configure_logging  # noqa: F401 - configure_logging: re-exported
 from ops.sidecar import worker_sidecars
@@ -38,6 +39,7 @@ from worker_health import (
     watch_evictions,
 )
 from workflows.case_workflow import CaseWorkflow
+from workflows.programme_workflow import ProgrammeWorkflow
 
 # Passed through the sandbox: deterministic modules imported once per process
 # instead of once per workflow run (3x throughput, 1/4 the memory measured here).
@@ -69,11 +71,12 @@ def build_worker(
 ) -> Worker:
     """The worker with every workflow and activity of the engine registered."""
     acts = CaseActivities(pool, settings.policy_file, settings.calendar_overrides_file)
+    programmes = ProgrammeActivities(pool, acts, settings.policy_file)  # issue 13: 整改方案
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[CaseWorkflow],
-        activities=acts.all(),
+        workflows=[CaseWorkflow, ProgrammeWorkflow],
+        activities=acts.all() + programmes.all(),
         workflow_runner=sandbox_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Log context per activity and failures by type (ops/), then request signing.
