@@ -27,9 +27,14 @@ from workflows.programme_workflow import ProgrammeWorkflow
 async def create_programme(
     client: Client, spec: ProgrammeSpec, created_by: Actor, task_queue: str,
     submit_plan: ProgrammeRequest | None = None, policy: ProgrammePolicy | None = None,
+    office_unit: str | None = None,
 ) -> tuple[bool, str]:
-    """Start the programme's workflow: (True, "") or (False, why); an id already used is refused."""
-    authorize_create(created_by, policy or ProgrammePolicy())  # checked again in the workflow
+    """Start the programme's workflow: (True, "") or (False, why); an id already used is refused.
+
+    With `policy` (or the deployment's `office_unit`) the creator is checked here, before the id is
+    taken (NotAuthorizedError); the workflow checks again with the policy it loads."""
+    if policy is not None or office_unit is not None:
+        authorize_create(created_by, policy or ProgrammePolicy(office_unit=office_unit or ""))
     try:
         await client.start_workflow(
             ProgrammeWorkflow.run,

@@ -445,6 +445,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     _runtime.register(app, page=page, session=session, post_session=post_session, writer=writer,
                       client=lambda r: svc(r).client, forbidden=Forbidden, reads=reads)
+    # Issue 13: the programme pages and API (admin/web/programme_routes.py).
+    from admin.web import programme_routes
+
+    programme_routes.register(app, templates=templates, page=page, session=session, post_session=post_session,
+                              writer=writer, api_user=api_user, api_error=_ApiError, reads=reads, svc=svc,
+                              jsonable=_jsonable)
 
     # ------------------------------------------------------------ JSON API (casectl)
 
