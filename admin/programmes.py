@@ -16,7 +16,7 @@ from typing import Any
 from admin.readmodel import ReadModel
 from admin.service import stage_label
 from admin.users import User
-from domain.enums import RUNG_LABELS_ZH, Rung
+from domain.enums import RUNG_LABELS_ZH, Role, Rung
 from domain.lifecycle import ACTIVE_STAGES
 from domain.programme import PROGRAMME_STAGE_LABELS_ZH, TIMER_LABELS_ZH, ProgrammeStage, TimerKind
 from domain.programme_scope import ProgrammeRead, counties_of, programme_read
@@ -142,7 +142,7 @@ class ProgrammeReads:
             if c["due_at"] is None and c["stage"] in active:
                 no_timer += 1
         units = sorted(by_unit.items(), key=lambda kv: (-kv[1]["overdue"], -kv[1]["total"], kv[0]))
-        if read is ProgrammeRead.OWN:  # a unit sees its own row only
+        if read is ProgrammeRead.OWN and Role.RESPONSIBLE_UNIT in user.roles:  # a unit sees its own row only
             units = [(u, f) for u, f in units if u == user.unit]
         stages: dict[str, int] = defaultdict(int)
         for c in cases:
