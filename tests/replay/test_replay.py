@@ -13,6 +13,7 @@ from temporalio.worker import Replayer
 
 from worker import sandbox_runner
 from workflows.case_workflow import CaseWorkflow
+from workflows.programme_workflow import ProgrammeWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -24,7 +25,7 @@ async def test_stored_history_replays_without_nondeterminism(path: Path) -> None
     history = WorkflowHistory.from_json(f"case-REPLAY-{path.stem}", raw)
     assert len(history.events) >= 3, f"{path.name} holds no completed workflow task; re-record it"
     replayer = Replayer(
-        workflows=[CaseWorkflow],
+        workflows=[CaseWorkflow, ProgrammeWorkflow],  # each history names its workflow type
         data_converter=pydantic_data_converter,
         workflow_runner=sandbox_runner(),
     )
@@ -40,3 +41,7 @@ def test_the_recorded_scenarios_are_all_present() -> None:
     assert {"happy_path", "escalation_to_last_rung", "objection", "reopen", "continue_as_new",
             "archived_after_lookback", "escalation_proposal_confirmed", "escalation_proposal_dismissed",
             "escalation_de_escalated"} <= stems
+    # issue 13: the programme workflow (整改方案): report escalated, reported in time, completed with its
+    # last case, continued as new
+    assert {"programme_report_escalated", "programme_reported_in_time", "programme_completed",
+            "programme_continue_as_new"} <= stems
