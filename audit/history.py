@@ -18,8 +18,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from ops.codec import decrypt_payloads, env_keys
 from domain.programme import PROGRAMME_WORKFLOW_NAME, ProgrammeInput, programme_workflow_id
+from ops.codec import decrypt_payloads, env_keys
 from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, case_workflow_id
 
 PROGRAMME_LABEL = "programme:"  # the "case number" of a programme's history (issue 13)

@@ -33,7 +33,10 @@ PROGRAMME_READ_RULES: dict[Role, tuple[ProgrammeRead, Scope | None, str]] = {
 }
 
 
-def programme_read(reader: Reader, home: HomeUnits = HomeUnits()) -> tuple[ProgrammeRead | None, frozenset[Scope]]:
+NO_HOME = HomeUnits()
+
+
+def programme_read(reader: Reader, home: HomeUnits = NO_HOME) -> tuple[ProgrammeRead | None, frozenset[Scope]]:
     """(WHOLE, {}) / (OWN, the scopes that make a case the reader's) / (None, {}): no programme at all."""
     own: set[Scope] = set()
     for role in reader.roles:
