@@ -194,3 +194,13 @@ def test_counties_of_a_case() -> None:
     assert counties_of(["蓝山县委、县政府"], counties) == ["蓝山县"]
     assert counties_of(["市发改委", "各县市区党委、政府"], counties) == [ALL_COUNTIES]
     assert counties_of(["市城管执法局"], counties) == [CITY_LEVEL]
+
+
+def test_the_programme_workflow_imports_no_io() -> None:
+    """Like the case workflow: it reaches the world only through activities, by name."""
+    from pathlib import Path
+
+    from tests.test_architecture import WORKFLOW_FORBIDDEN, _imports
+
+    path = Path(__file__).resolve().parents[2] / "workflows" / "programme_workflow.py"
+    assert _imports(path) & WORKFLOW_FORBIDDEN == set()

@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.notices import NoticeSender, SmtpConfig
 from domain.calendar import local_date
 from domain.enums import Action, Stage
 from domain.programme import ProgrammeAction, ProgrammePolicy, ProgrammeStage
@@ -53,6 +54,9 @@ async def test_six_month_report_is_reminded_then_escalated(
             units = {r["recipient_unit"] for r in await pool.fetch(
                 "SELECT recipient_unit FROM outbox WHERE programme_id = $1", p.pid)}
             assert units == {"整改办", "市委督查室", "市政府督查室"}
+            await NoticeSender(pool, SmtpConfig()).drain()  # the same sender delivers them to the inbox
+            inbox = await pool.fetch("SELECT unit, case_no FROM inbox WHERE case_no = $1", f"programme:{p.pid}")
+            assert {r["unit"] for r in inbox} == units
             proj = await pool.fetchrow("SELECT * FROM programme_projection WHERE programme_id = $1", p.pid)
             assert proj["report_due_date"] == due and proj["escalation_level"] >= 3
             # the chain: each row's prev_hash is the previous row's hash
