@@ -27,6 +27,7 @@ from temporalio.worker.workflow_sandbox import (
 
 from activities.case_activities import CaseActivities
 from activities.notices import NoticeSender, SmtpConfig
+from activities.programme_activities import ProgrammeActivities
 from config import Settings, connect_client
 from ops.context import EngineInterceptor, configure_logging  # noqa: F401 - configure_logging: re-exported
 from ops.sidecar import worker_sidecars
@@ -38,10 +39,11 @@ from worker_health import (
     watch_evictions,
 )
 from workflows.case_workflow import CaseWorkflow
+from workflows.programme_workflow import ProgrammeWorkflow
 from workflows.dispatch_workflow import DispatchTickWorkflow, DispatchWorkflow
 
 # Every workflow the worker runs (the replay suite replays its stored histories against these).
-WORKFLOWS = [CaseWorkflow, DispatchWorkflow, DispatchTickWorkflow]
+WORKFLOWS = [CaseWorkflow, ProgrammeWorkflow, DispatchWorkflow, DispatchTickWorkflow]
 
 # Passed through the sandbox: deterministic modules imported once per process
 # instead of once per workflow run (3x throughput, 1/4 the memory measured here).
@@ -76,11 +78,12 @@ def build_worker(
     from activities.dispatch_activities import DispatchActivities
 
     acts = CaseActivities(pool, settings.policy_file, settings.calendar_overrides_file)
+    programmes = ProgrammeActivities(pool, acts, settings.policy_file)  # issue 13: 整改方案
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[*acts.all(), *DispatchActivities(pool, acts.calendar).all()],
+        activities=[*acts.all(), *programmes.all(), *DispatchActivities(pool, acts.calendar).all()],
         workflow_runner=sandbox_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Log context per activity and failures by type (ops/), then request signing.

@@ -297,6 +297,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         records = [rec for _, rec in rows if not isinstance(rec, str)]
     else:
         records, bad = _json_arg("@" + str(path), "import file"), []
+    if getattr(args, "programme", None):  # issue 13: the rows carry the programme (checked server-side too)
+        _call(args, "GET", f"/api/v1/programmes/{args.programme}")
+        if isinstance(records, dict) and isinstance(records.get("cases"), list):
+            records = records["cases"]
+        records = [dict(r, programme_id=args.programme) if isinstance(r, dict) else r for r in records]
     body = _call(args, "POST", "/api/v1/import", json=records).json()
     body["rows"] = [{"row": label, "case_no": "", "filed": False, "reason": why} for label, why in bad] + body["rows"]
     body["refused"] += len(bad)
@@ -492,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--strict", action="store_true",
                    help="kept for scripts: any refused row exits 3 anyway (the good rows are still filed)")
+    s.add_argument("--programme", help="file every row into this programme (整改方案), which must exist")
     s.set_defaults(func=cmd_import)
     s = sub.add_parser("export", parents=[common, net, filt], help="export the (filtered) 台账 as .xlsx or .csv")
     s.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
@@ -534,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_dispatch  # issue 13: casectl dispatch schedule|run-now|list|show
 
     cli_dispatch.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_programme  # issue 13: casectl programme …
+
+    cli_programme.configure(sub, [common, net], sys.modules[__name__])
     if audit_cli is not None:
         audit_cli.configure(sub.add_parser("audit", help="audit the ledger and workflow histories"))
     return p

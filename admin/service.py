@@ -314,10 +314,29 @@ class Service:
                 continue
             seen[f.case_no] = label
             good.append((len(report) - 1, f))
+        good = await self._known_programmes(good, report)
         outcomes = await ops.file_cases(self.client, [f for _, f in good], actor, self.task_queue)
         for (i, _), o in zip(good, outcomes, strict=True):
             report[i]["filed"], report[i]["reason"] = o.filed, o.reason
         return report
+
+
+    async def _known_programmes(self, good: list[tuple[int, CaseFiling]],
+                                report: list[dict[str, Any]]) -> list[tuple[int, CaseFiling]]:
+        """Rows naming a programme that does not exist are refused, naming it (issue 13)."""
+        wanted = sorted({f.programme_id for _, f in good if f.programme_id})
+        if not wanted:
+            return good
+        known = {r[0] for r in await self.pool.fetch(
+            "SELECT programme_id FROM programme_projection WHERE programme_id = ANY($1)", wanted)}
+        keep = []
+        for i, f in good:
+            if f.programme_id and f.programme_id not in known:
+                report[i]["reason"] = (f"{f.case_no}: 整改方案 programme_id {f.programme_id!r} does not exist "
+                                       "(create it first: casectl programme create)")
+            else:
+                keep.append((i, f))
+        return keep
 
 
 # ------------------------------------------------------------------ action forms
@@ -452,7 +471,7 @@ def build_request(action: Action, actor: Actor, payload: Mapping[str, Any], requ
 IMPORT_COLUMNS = (
     "case_no", "kind", "title", "problem", "target", "measures", "responsible_units", "lead_supervising_units",
     "assisting_units", "deadline", "inspection_round", "jurisdiction", "source", "lead_leader", "ladder_profile",
-    "complaint", "stage",
+    "complaint", "stage", "programme_id",
 )
 IMPORT_HEADERS_ZH = {
     "案件编号": "case_no", "类型": "kind", "标题": "title", "问题": "problem", "整改目标": "target",
@@ -460,6 +479,7 @@ IMPORT_HEADERS_ZH = {
     "配合督导单位": "assisting_units", "整改时限": "deadline", "督察轮次": "inspection_round", "辖区": "jurisdiction",
     "来源": "source", "牵头督导领导": "lead_leader", "督办梯度": "ladder_profile", "举报内容": "complaint",
     "阶段": "stage",  # issue 13: only 建档立案 (domain/office_terms.py)
+    "整改方案": "programme_id", "整改方案编号": "programme_id",  # issue 13: the programme a case belongs to
 }
 KIND_BY_ZH = {v: k.value for k, v in KIND_LABELS_ZH.items()}
 

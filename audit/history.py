@@ -18,8 +18,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from domain.programme import PROGRAMME_WORKFLOW_NAME, ProgrammeInput, programme_workflow_id
 from ops.codec import decrypt_payloads, env_keys
 from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, case_workflow_id
+
+PROGRAMME_LABEL = "programme:"  # the "case number" of a programme's history (issue 13)
 
 CLOSE_STATUS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "COMPLETED",
@@ -88,6 +91,11 @@ def _started(events: list[HistoryEvent]) -> HistoryEvent:
 def case_no_of(events: list[HistoryEvent]) -> str:
     """The case number, from the workflow's start input."""
     attrs = _started(events).workflow_execution_started_event_attributes
+    if attrs.workflow_type.name == PROGRAMME_WORKFLOW_NAME:  # issue 13: a programme's run, labelled so
+        pinp = decode(attrs.input, ProgrammeInput)
+        if pinp is None:
+            raise HistoryError("workflow start event has no input")
+        return f"{PROGRAMME_LABEL}{pinp.spec.programme_id}"
     if attrs.workflow_type.name != WORKFLOW_NAME:
         raise HistoryError(f"history is of workflow type {attrs.workflow_type.name!r}, not {WORKFLOW_NAME!r}")
     inp = decode(attrs.input, CaseWorkflowInput)
@@ -118,7 +126,8 @@ def parse_history(
         raise HistoryError(f"not a workflow history: {e}") from None
     events = list(probe.events)
     case_no = case_no_of(events)
-    wid = workflow_id or case_workflow_id(case_no)
+    wid = workflow_id or (programme_workflow_id(case_no.removeprefix(PROGRAMME_LABEL))
+                          if case_no.startswith(PROGRAMME_LABEL) else case_workflow_id(case_no))
     history = WorkflowHistory(wid, events)
     text = text_or_dict if isinstance(text_or_dict, str) else history.to_json()
     start_attrs = events[0].workflow_execution_started_event_attributes

@@ -51,8 +51,9 @@ def make_replayer(sandboxed: bool = False, workflows: list[type] | None = None) 
     """A Replayer with the production data converter and the engine's workflow(s)."""
     if workflows is None:
         from workflows.case_workflow import CaseWorkflow
+        from workflows.programme_workflow import ProgrammeWorkflow  # issue 13: 整改方案
 
-        workflows = [CaseWorkflow]
+        workflows = [CaseWorkflow, ProgrammeWorkflow]
     if sandboxed:
         from worker import sandbox_runner
 

@@ -136,6 +136,7 @@ def filing_from_record(record: dict[str, Any]) -> CaseFiling:
             inspection_round=_zh(ctx.get("round_zh")) if ctx else "",
             jurisdiction=record.get("jurisdiction_zh") or "",
             complaint=problem if kind is CaseKind.PETITION else "",
+            programme_id=str(record.get("programme_id") or ""),
         )
     except InvalidFilingError as e:
         if str(e).startswith(f"{ident}:"):

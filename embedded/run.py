@@ -57,17 +57,44 @@ async def _file_samples(settings: Settings, path: Path, t0: float) -> None:
     filings, refused = starter.load_batch(path)
     client = await connect_client(settings, identity="case-starter")
     actor = Actor(user_id="office-admin", role=Role.RECTIFICATION_OFFICE, unit="整改办")
+    filings, programme_id = await _sample_programme(client, settings, filings, actor)
     first = await file_cases(client, filings[:1], actor, settings.task_queue)
     t_first = time.monotonic() - t0
     rest = await file_cases(client, filings[1:], actor, settings.task_queue)
     outcomes = first + rest + refused
     starter.report(outcomes, as_json=False)
+    if programme_id:  # the programme reads its case counts soon instead of at its next daily check
+        from workflows.programme_client import refresh_programme
+
+        async def refresh_soon() -> None:  # once the cases have written their first ledger rows
+            await asyncio.sleep(5)
+            await refresh_programme(client, programme_id, "sample cases filed")
+
+        _BACKGROUND.add(asyncio.create_task(refresh_soon()))
     filed = sum(o.filed for o in outcomes)
     print(
         f"\nsample cases: {filed} filed, {len(outcomes) - filed} refused (incl. already filed); "
         f"first case answered {t_first:.1f} s after start, batch done {time.monotonic() - t0:.1f} s after start",
         flush=True,
     )
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _sample_programme(client, settings: Settings, filings: list, actor) -> tuple[list, str]:  # type: ignore[no-untyped-def]
+    """Issue 13: create the programme of the sample city items (embedded/sample_programme.py) and
+    file those items into it; reported like the cases ("already exists" on a later run)."""
+    from embedded.sample_programme import plan_submission, sample_programme, with_programme
+    from workflows.programme_client import create_programme
+
+    built = sample_programme(filings)
+    if built is None:
+        return filings, ""
+    spec, members = built
+    ok, why = await create_programme(client, spec, actor, settings.task_queue, submit_plan=plan_submission(actor))
+    print(f"programme {spec.programme_id}: {'created' if ok else why} ({len(members)} cases)", flush=True)
+    return with_programme(filings, members, spec.programme_id), spec.programme_id
 
 
 class _ConsoleServer:

@@ -466,6 +466,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         page=page, session=session, post_session=post_session, writer=writer, api_user=api_user,
         client=lambda r: svc(r).client, task_queue=settings.task_queue, forbidden=Forbidden, api_error=_ApiError))
 
+    # Issue 13: the programme pages and API (admin/web/programme_routes.py).
+    from admin.web import programme_routes
+
+    programme_routes.register(app, templates=templates, page=page, session=session, post_session=post_session,
+                              writer=writer, api_user=api_user, api_error=_ApiError, reads=reads, svc=svc,
+                              jsonable=_jsonable)
+
     # ------------------------------------------------------------ JSON API (casectl)
 
     @app.get("/api/v1/me")

@@ -55,6 +55,7 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
         assert _interrupt(first) == 0
     out1 = (tmp_path / "run1.log").read_text()
     assert "27 filed, 5 refused" in out1
+    assert "programme R2-XXCITY: created (17 cases)" in out1
     assert "FB-09: filed" in out1 and "PT-01: refused: PT-01: PETITION_BATCH_AGGREGATE is an aggregate" in out1
     assert f"http://127.0.0.1:{env['EMBEDDED_TEMPORAL_UI_PORT']}" in out1
     assert out1.rstrip().endswith("stopped.")
@@ -68,6 +69,7 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
     assert _interrupt(second) == 0
     out2 = (tmp_path / "run2.log").read_text()
     assert "0 filed, 32 refused" in out2
+    assert "programme R2-XXCITY: programme R2-XXCITY already exists" in out2
     assert office_login in out2, "the demo users are kept, with the same logins"
     assert "FB-09: refused: case number FB-09 is already filed" in out2
     assert _processes_mentioning(str(tmp_path / "data")) == [], "no postgres or temporal process is left"
@@ -92,6 +94,13 @@ def _log_in_to_the_console(port: str, out: str) -> None:
                 break
             time.sleep(0.2)
         assert "FB-09" in my.text, "the office sees the filed samples waiting for transfer"
+        for _ in range(100):  # issue 13: the programme of the sample city items counts its 17 cases
+            prog = http.get("/programmes/R2-XXCITY")
+            if prog.status_code == 200 and 'data-testid="programme-total">17<' in prog.text:
+                break
+            time.sleep(0.2)
+        assert prog.status_code == 200 and 'data-testid="programme-total">17<' in prog.text
+        assert "蓝山县" in prog.text and "六个月整改落实情况报告" in prog.text
 
 
 def _processes_mentioning(text: str) -> list[str]:

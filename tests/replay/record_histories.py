@@ -25,6 +25,7 @@ from activities.migrate import migrate
 from domain.calendar import local_date
 from domain.enums import Action, LookbackFinding, Rung
 from domain.policy import Policy
+from domain.programme import ProgrammeAction, ProgrammePolicy
 from embedded import EmbeddedPostgres, find_free_port
 from tests.harness import (
     LEAD,
@@ -38,7 +39,9 @@ from tests.harness import (
     make_filing,
     start_dev_env,
 )
+from tests.programme_harness import ProgrammeDriver, make_spec
 from workflows.contracts import case_workflow_id
+from workflows.programme_client import refresh_programme
 
 OUT = Path(__file__).resolve().parent / "histories"
 
@@ -170,6 +173,58 @@ async def archived_after_lookback(env: WorkflowEnvironment, c: CaseDriver) -> No
     await asyncio.wait_for(handle.result(), timeout=60)
 
 
+# ---------------------------------------------------------------- programmes (issue 13)
+
+_SLOW = ProgrammePolicy(progress_check_hours=24 * 30)
+
+
+async def programme_report_escalated(env: WorkflowEnvironment, p: ProgrammeDriver, pool: asyncpg.Pool) -> None:
+    """Plan submitted with the creation; the six-month report reminded, then escalated; reported late."""
+    await p.create(policy=_SLOW)
+    await p.until(lambda s: s.report_timer is not None, "set its report timer")
+    await env.fast_forward(p.handle, timedelta(days=215))
+    await p.until(lambda s: s.report_timer.level() >= 2, "escalated", tries=300)
+    await p.do(ProgrammeAction.SUBMIT_REPORT, reference="整改落实情况报告(逾期)")
+
+
+async def programme_reported_in_time(env: WorkflowEnvironment, p: ProgrammeDriver, pool: asyncpg.Pool) -> None:
+    """Created from the feedback; the plan submitted later; the six-month report in time."""
+    await p.create(with_plan=False, policy=_SLOW)
+    await p.until(lambda s: s.plan_timer is not None, "set its plan deadline")
+    await p.do(ProgrammeAction.SUBMIT_PLAN, reference="x办发〔2026〕2号")
+    await env.fast_forward(p.handle, timedelta(days=40))
+    await p.do(ProgrammeAction.SUBMIT_REPORT, reference="整改落实情况报告")
+
+
+async def programme_completed(env: WorkflowEnvironment, p: ProgrammeDriver, pool: asyncpg.Pool) -> None:
+    """One case filed into the programme and closed: the programme completes."""
+    await p.create()
+    await p.until(lambda s: s.report_timer is not None, "set its report timer")
+    today = local_date(datetime.now(UTC))
+    f = make_filing(f"REPLAY-{p.pid}-case", due=today + timedelta(days=120)).model_copy(
+        update={"programme_id": p.pid})
+    c = CaseDriver(p.client, pool, p.task_queue, f)
+    await happy_path(env, c)
+    await refresh_programme(p.client, p.pid, "case closed")
+    await asyncio.wait_for(p.handle.result(), timeout=60)
+
+
+async def programme_continue_as_new(env: WorkflowEnvironment, p: ProgrammeDriver, pool: asyncpg.Pool) -> None:
+    """Hourly counts checks and a small history limit: the run continues as new, twice."""
+    await p.create(policy=ProgrammePolicy(progress_check_hours=1, max_history_events=60))
+    await p.until(lambda s: s.report_timer is not None, "set its report timer")
+    await env.fast_forward(p.handle, timedelta(hours=30))
+    await p.until(lambda s: s.runs >= 3, "continued as new twice", tries=300)
+
+
+PROGRAMME_SCENARIOS: dict[str, Callable[[WorkflowEnvironment, ProgrammeDriver, asyncpg.Pool], Awaitable[None]]] = {
+    "programme_report_escalated": programme_report_escalated,
+    "programme_reported_in_time": programme_reported_in_time,
+    "programme_completed": programme_completed,
+    "programme_continue_as_new": programme_continue_as_new,
+}
+
+
 SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
     "happy_path": happy_path,
     "archived_after_lookback": archived_after_lookback,
@@ -183,12 +238,29 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
 }
 
 
+async def _record(env: WorkflowEnvironment, name: str, wid: str) -> None:
+    runs = [w async for w in env.client.list_workflows(f'WorkflowId = "{wid}"')]
+    for i, run in enumerate(sorted(runs, key=lambda r: r.start_time)):
+        handle = env.client.get_workflow_handle(wid, run_id=run.run_id)
+        hist = await handle.fetch_history()
+        for _ in range(50):  # a run just continued-as-new: let its first task finish
+            if len(hist.events) >= 3:
+                break
+            await asyncio.sleep(0.1)
+            hist = await handle.fetch_history()
+        suffix = "" if len(runs) == 1 else f"_run{i + 1}"
+        (OUT / f"{name}{suffix}.json").write_text(hist.to_json())
+        print(f"{name}{suffix}: {len(hist.events)} events")
+
+
 async def main(names: list[str]) -> int:
-    unknown = [n for n in names if n not in SCENARIOS]
+    unknown = [n for n in names if n not in SCENARIOS and n not in PROGRAMME_SCENARIOS]
     if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join([*SCENARIOS, *PROGRAMME_SCENARIOS])}",
+              file=sys.stderr)
         return 2
-    chosen = {n: SCENARIOS[n] for n in (names or SCENARIOS)}
+    chosen = {n: SCENARIOS[n] for n in (names or SCENARIOS) if n in SCENARIOS}
+    programmes = {n: PROGRAMME_SCENARIOS[n] for n in (names or PROGRAMME_SCENARIOS) if n in PROGRAMME_SCENARIOS}
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", find_free_port(), fast=True)
@@ -219,6 +291,13 @@ async def main(names: list[str]) -> int:
                         suffix = "" if len(runs) == 1 else f"_run{i + 1}"
                         (OUT / f"{name}{suffix}.json").write_text(hist.to_json())
                         print(f"{name}{suffix}: {len(hist.events)} events")
+            for name, pscenario in programmes.items():
+                tq = f"record-{name}"
+                p = ProgrammeDriver(env.client, pool, tq, make_spec(f"REPLAY-{name}".replace("_", "-"), feedback=today))
+                async with case_worker(env.client, pool, tq):
+                    await pscenario(env, p, pool)
+                    await _record(env, name, p.handle.id)
+                    await p.end()
             await pool.close()
         finally:
             await env.shutdown()

@@ -39,3 +39,7 @@ def test_the_recorded_scenarios_are_all_present() -> None:
     assert {"happy_path", "escalation_to_last_rung", "objection", "reopen", "continue_as_new",
             "archived_after_lookback", "escalation_proposal_confirmed", "escalation_proposal_dismissed",
             "escalation_de_escalated"} <= stems
+    # issue 13: the programme workflow (整改方案): report escalated, reported in time, completed with its
+    # last case, continued as new
+    assert {"programme_report_escalated", "programme_reported_in_time", "programme_completed",
+            "programme_continue_as_new"} <= stems

@@ -1,0 +1,80 @@
+"""Client-side operations on programmes: create, act, read, refresh (console, casectl, make run, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from domain.model import Actor
+from domain.programme import (
+    ProgrammeActResult,
+    ProgrammeInput,
+    ProgrammePolicy,
+    ProgrammeRequest,
+    ProgrammeSpec,
+    ProgrammeState,
+    authorize_create,
+    programme_workflow_id,
+)
+from workflows.client import ActionRefusedError, _refusal
+from workflows.programme_workflow import ProgrammeWorkflow
+
+
+async def create_programme(
+    client: Client, spec: ProgrammeSpec, created_by: Actor, task_queue: str,
+    submit_plan: ProgrammeRequest | None = None, policy: ProgrammePolicy | None = None,
+    office_unit: str | None = None,
+) -> tuple[bool, str]:
+    """Start the programme's workflow: (True, "") or (False, why); an id already used is refused.
+
+    With `policy` (or the deployment's `office_unit`) the creator is checked here, before the id is
+    taken (NotAuthorizedError); the workflow checks again with the policy it loads."""
+    if policy is not None or office_unit is not None:
+        authorize_create(created_by, policy or ProgrammePolicy(office_unit=office_unit or ""))
+    try:
+        await client.start_workflow(
+            ProgrammeWorkflow.run,
+            ProgrammeInput(spec=spec, created_by=created_by, submit_plan=submit_plan, policy=policy),
+            id=programme_workflow_id(spec.programme_id), task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        return False, f"programme {spec.programme_id} already exists"
+    return True, ""
+
+
+async def act_programme(client: Client, programme_id: str, req: ProgrammeRequest) -> ProgrammeActResult:
+    """SUBMIT_PLAN / SUBMIT_REPORT; raises ActionRefusedError with the domain's reason when refused."""
+    handle = client.get_workflow_handle_for(ProgrammeWorkflow.run, programme_workflow_id(programme_id))
+    for attempt in range(11):
+        try:
+            return await handle.execute_update(ProgrammeWorkflow.act, req, id=f"{req.actor.user_id}/{req.request_id}")
+        except WorkflowUpdateFailedError as e:
+            error_type, message = _refusal(e.cause)
+        except RPCError as e:
+            text = str(e).lower()
+            if "not found" in text:
+                error_type, message = "ProgrammeNotFoundError", f"no programme {programme_id}"
+            elif "already completed" in text:
+                error_type, message = "ProgrammeCompletedError", f"programme {programme_id} has completed"
+            else:
+                error_type, message = "RPCError", str(e)
+        if error_type != "ProgrammeNotReadyError" or attempt == 10:
+            break
+        await asyncio.sleep(0.2 * (attempt + 1))
+    raise ActionRefusedError(programme_id, error_type, message)
+
+
+async def programme_state(client: Client, programme_id: str) -> ProgrammeState:
+    handle = client.get_workflow_handle_for(ProgrammeWorkflow.run, programme_workflow_id(programme_id))
+    return await handle.query(ProgrammeWorkflow.get_state)
+
+
+async def refresh_programme(client: Client, programme_id: str, reason: str = "asked") -> None:
+    """Make the programme read its case counts now."""
+    await client.get_workflow_handle(programme_workflow_id(programme_id)).signal("refresh", reason)
