@@ -75,7 +75,7 @@ def build_worker(
     client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str | None = None
 ) -> Worker:
     """The worker with every workflow and activity of the engine registered."""
-    from activities.dispatch_activities import DispatchActivities
+    from activities.dispatch_activities import DispatchActivities, DispatchScheduleActivities
 
     acts = CaseActivities(pool, settings.policy_file, settings.calendar_overrides_file)
     programmes = ProgrammeActivities(pool, acts, settings.policy_file)  # issue 13: 整改方案
@@ -83,7 +83,8 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[*acts.all(), *programmes.all(), *DispatchActivities(pool, acts.calendar).all()],
+        activities=[*acts.all(), *programmes.all(), *DispatchActivities(pool, acts.calendar).all(),
+                    *DispatchScheduleActivities(client, task_queue or settings.task_queue).all()],
         workflow_runner=sandbox_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Log context per activity and failures by type (ops/), then request signing.

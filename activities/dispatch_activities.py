@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -28,6 +29,7 @@ from domain.dispatch import (
     unit_notice,
 )
 from domain.enums import Role
+from domain.programme import DispatchScheduleRequest
 from workflows.dispatch_contracts import DispatchReportWrite, DispatchReportWritten, ProgrammeCasesRequest
 
 log = structlog.get_logger(__name__)
@@ -113,3 +115,32 @@ class DispatchActivities:
 
     def all(self) -> list:
         return [self.load_dispatch_calendar, self.load_programme_cases, self.write_dispatch_report]
+
+
+class DispatchScheduleActivities:
+    """The programme workflow's one call out to Temporal itself: its dispatch Schedule."""
+
+    def __init__(self, client: Any, task_queue: str) -> None:
+        self.client, self.task_queue = client, task_queue
+
+    @activity.defn(name="ensure_dispatch_schedule")
+    @classified
+    async def ensure_dispatch_schedule(self, req: DispatchScheduleRequest) -> str:
+        """CREATED / UPDATED / UNCHANGED; UNSUPPORTED on a server without Schedules (the Java
+        test server): logged, and the programme goes on without one."""
+        from temporalio.service import RPCError, RPCStatusCode
+
+        from workflows.dispatch_schedule import ensure_dispatch_schedule
+
+        try:
+            out = await ensure_dispatch_schedule(self.client, req.programme_id, req.day_of_month, self.task_queue)
+        except RPCError as e:
+            if e.status is not RPCStatusCode.UNIMPLEMENTED:
+                raise
+            log.warning("dispatch_schedule_unsupported", programme_id=req.programme_id, error=str(e))
+            return "UNSUPPORTED"
+        log.info("dispatch_schedule", programme_id=req.programme_id, day=req.day_of_month, status=out.status)
+        return out.status
+
+    def all(self) -> list:
+        return [self.ensure_dispatch_schedule]

@@ -117,6 +117,9 @@ class ProgrammePolicy(BaseModel):
     reminder_days_before: list[int] = Field(default_factory=lambda: [30, 7])  # calendar days, INFERRED
     ladder: list[ProgrammeRungSpec] = Field(default_factory=_default_ladder)  # INFERRED
     progress_check_hours: int = Field(default=24, ge=1)  # how often the case counts are read
+    # 一月一调度 (000:427): the day of the month the dispatch Schedule runs (09:00 Asia/Shanghai);
+    # 0: no Schedule for programmes created under this policy. The day is INFERRED.
+    dispatch_day_of_month: int = Field(default=5, ge=0, le=28)
     office_unit: str = "整改办"
     supervision_units: list[str] = Field(default_factory=lambda: ["市委督查室", "市政府督查室"])
     max_history_events: int = Field(default=2000, ge=50)
@@ -610,3 +613,10 @@ class ProgrammeRecordInput(BaseModel):
 
 class ProgrammePolicyRequest(BaseModel):
     programme_id: str
+
+
+class DispatchScheduleRequest(BaseModel):
+    """Create (or bring to this day) the programme's monthly dispatch Schedule."""
+
+    programme_id: str
+    day_of_month: int

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import CaseError
     from domain.programme import (
         PROGRAMME_WORKFLOW_NAME,
+        DispatchScheduleRequest,
         ProgrammeActResult,
         ProgrammeDecision,
         ProgrammeInput,
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressCounts,
     )
 
+DISPATCH_SCHEDULE_PATCH = "programme-dispatch-schedule"
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                     maximum_interval=timedelta(minutes=1), non_retryable_error_types=["PolicyError"])
 TIMEOUT = timedelta(seconds=30)
@@ -72,9 +74,14 @@ class ProgrammeWorkflow:
                         await self._perform(prog.decide(self._require(), inp.submit_plan, workflow.now()))
                     except CaseError as e:  # the programme exists; the plan waits for a valid SUBMIT_PLAN
                         workflow.logger.warning("plan submitted with the creation refused: %s", e)
-            # TODO(dispatch, issue 13): start the monthly dispatch Schedule of this programme here,
-            # e.g. `await workflow.execute_activity("ensure_dispatch_schedule", (programme_id, day), ...)`
-            # behind `workflow.patched("programme-dispatch-schedule")` (wired at merge).
+            # 一月一调度: the programme's monthly dispatch Schedule (workflows/dispatch_schedule.py).
+            # Programmes created before this step have none (create it with casectl dispatch schedule).
+            if workflow.patched(DISPATCH_SCHEDULE_PATCH) and policy.dispatch_day_of_month:
+                await workflow.execute_activity(
+                    "ensure_dispatch_schedule",
+                    DispatchScheduleRequest(programme_id=inp.spec.programme_id,
+                                            day_of_month=policy.dispatch_day_of_month),
+                    result_type=str, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
         while True:
             state = self._require()
             if state.stage is ProgrammeStage.COMPLETED:

@@ -240,3 +240,25 @@ async def seed_dispatch_report(c: Console, programme_id: str, case_nos: list[str
     figures = compile_dispatch(programme_id, NOW_PERIOD, datetime.now(UTC), cases, cal)
     await DispatchActivities(c.pool, lambda: cal).write_dispatch_report(DispatchReportWrite(
         figures=figures, workflow_id=dispatch_workflow_id(programme_id, NOW_PERIOD), workflow_run_id="seeded"))
+
+
+async def test_a_new_programme_creates_its_own_dispatch_schedule(console: Console) -> None:
+    """The programme workflow, when created, makes its monthly dispatch Schedule on the policy's day."""
+    from datetime import date
+
+    from domain.programme import ProgrammePolicy, ProgrammeSpec
+    from tests.harness import OFFICE
+    from workflows.programme_client import create_programme
+
+    pid = f"PRG-{uuid.uuid4().hex[:8]}"
+    spec = ProgrammeSpec(programme_id=pid, name="测试整改方案", inspection_round="第二轮", locality="xx市",
+                         feedback_date=date(2021, 7, 16))
+    ok, why = await create_programme(console.env.client, spec, OFFICE, console.task_queue,
+                                     policy=ProgrammePolicy(dispatch_day_of_month=12))
+    assert ok, why
+    end = time.monotonic() + 60
+    while (described := await describe_dispatch_schedule(console.env.client, pid)) is None:
+        assert time.monotonic() < end, "the programme made no dispatch Schedule"
+        await asyncio.sleep(0.3)
+    assert described["day_of_month"] == 12
+    assert await delete_dispatch_schedule(console.env.client, pid)

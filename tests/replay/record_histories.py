@@ -217,11 +217,26 @@ async def programme_continue_as_new(env: WorkflowEnvironment, p: ProgrammeDriver
     await p.until(lambda s: s.runs >= 3, "continued as new twice", tries=300)
 
 
+async def programme_dispatch_scheduled(env: WorkflowEnvironment, p: ProgrammeDriver, pool: asyncpg.Pool) -> None:
+    """Created under a policy with a dispatch day: its monthly dispatch Schedule is made (then removed)."""
+    from workflows.dispatch_schedule import delete_dispatch_schedule, describe_dispatch_schedule
+
+    await p.create(policy=ProgrammePolicy(progress_check_hours=24 * 30, dispatch_day_of_month=5))
+    await p.until(lambda s: s.report_timer is not None, "set its report timer")
+    for _ in range(100):
+        if await describe_dispatch_schedule(p.client, p.pid) is not None:
+            break
+        await asyncio.sleep(0.2)
+    await p.do(ProgrammeAction.SUBMIT_REPORT, reference="整改落实情况报告")
+    await delete_dispatch_schedule(p.client, p.pid)
+
+
 PROGRAMME_SCENARIOS: dict[str, Callable[[WorkflowEnvironment, ProgrammeDriver, asyncpg.Pool], Awaitable[None]]] = {
     "programme_report_escalated": programme_report_escalated,
     "programme_reported_in_time": programme_reported_in_time,
     "programme_completed": programme_completed,
     "programme_continue_as_new": programme_continue_as_new,
+    "programme_dispatch_scheduled": programme_dispatch_scheduled,
 }
 
 
