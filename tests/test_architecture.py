@@ -42,3 +42,19 @@ def test_domain_never_reads_the_clock() -> None:
         text = path.read_text(encoding="utf-8")
         for call in ("datetime.now(", "date.today(", "datetime.utcnow(", "time.time("):
             assert call not in text, f"{path.name} calls {call}"
+
+
+def test_no_merge_conflict_markers_are_committed() -> None:
+    """A merge left unresolved (markers at the start of a line) in any source, template or doc."""
+    import re
+
+    marker = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+    skip = {".venv", ".git", "node_modules", "__pycache__"}
+    bad = []
+    for path in ROOT.rglob("*"):
+        if path.suffix not in {".py", ".md", ".html", ".sql", ".toml", ".yaml", ".yml", ".css", ".cfg"} \
+                or skip & set(path.relative_to(ROOT).parts) or not path.is_file():
+            continue
+        if marker.search(path.read_text(errors="replace")):
+            bad.append(str(path.relative_to(ROOT)))
+    assert not bad, f"unresolved merge conflict markers in: {bad}"
