@@ -69,6 +69,7 @@ async def _file_samples(settings: Settings, path: Path, t0: float) -> None:
         async def refresh_soon() -> None:  # once the cases have written their first ledger rows
             await asyncio.sleep(5)
             await refresh_programme(client, programme_id, "sample cases filed")
+            await _first_dispatch(client, settings, programme_id)
 
         _BACKGROUND.add(asyncio.create_task(refresh_soon()))
     filed = sum(o.filed for o in outcomes)
@@ -80,6 +81,24 @@ async def _file_samples(settings: Settings, path: Path, t0: float) -> None:
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _first_dispatch(client, settings: Settings, programme_id: str) -> None:  # type: ignore[no-untyped-def]
+    """The sample programme's dispatch report of this month, so the demo shows one at once (later
+    months come from its Schedule); a month already dispatched is left as it is."""
+    from datetime import UTC, datetime
+
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from admin.web.dispatch_routes import run_dispatch
+    from domain.dispatch import period_of
+
+    period = str(period_of(datetime.now(UTC)))
+    try:
+        await run_dispatch(client, settings.task_queue, programme_id, period, "make-run", wait=0)
+        print(f"programme {programme_id}: dispatch report {period} started", flush=True)
+    except WorkflowAlreadyStartedError:
+        pass
 
 
 async def _sample_programme(client, settings: Settings, filings: list, actor) -> tuple[list, str]:  # type: ignore[no-untyped-def]

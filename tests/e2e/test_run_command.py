@@ -101,6 +101,21 @@ def _log_in_to_the_console(port: str, out: str) -> None:
             time.sleep(0.2)
         assert prog.status_code == 200 and 'data-testid="programme-total">17<' in prog.text
         assert "蓝山县" in prog.text and "六个月整改落实情况报告" in prog.text
+        # ... with this month's dispatch report (started by the run command) and its Schedule
+        from datetime import UTC, datetime
+
+        from domain.dispatch import period_of
+
+        month = str(period_of(datetime.now(UTC)))
+        for _ in range(150):
+            disp = http.get("/programmes/R2-XXCITY/dispatch")
+            if disp.status_code == 200 and f"/programmes/R2-XXCITY/dispatch/{month}" in disp.text:
+                break
+            time.sleep(0.2)
+        assert f"/programmes/R2-XXCITY/dispatch/{month}" in disp.text, disp.text[-2000:]
+        assert "每月 5 日" in disp.text  # the Schedule the programme made on the policy's day
+        stats = http.get("/statistics")
+        assert stats.status_code == 200 and "红黄绿灯" in stats.text
 
 
 def _processes_mentioning(text: str) -> list[str]:
