@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -20,7 +22,7 @@ from domain.programme import (
     authorize_create,
     programme_workflow_id,
 )
-from workflows.client import ActionRefusedError, _refusal
+from workflows.client import ActionRefusedError, _refusal, record_refusal
 from workflows.programme_workflow import ProgrammeWorkflow
 
 
@@ -48,8 +50,12 @@ async def create_programme(
     return True, ""
 
 
-async def act_programme(client: Client, programme_id: str, req: ProgrammeRequest) -> ProgrammeActResult:
-    """SUBMIT_PLAN / SUBMIT_REPORT; raises ActionRefusedError with the domain's reason when refused."""
+async def act_programme(client: Client, programme_id: str, req: ProgrammeRequest,
+                        pool: asyncpg.Pool | None = None) -> ProgrammeActResult:
+    """SUBMIT_PLAN / SUBMIT_REPORT; raises ActionRefusedError with the domain's reason when refused.
+
+    A refused Update leaves no trace in the workflow's history: with `pool`, the refusal is
+    written to `refused_action` under case_no "programme:<id>", like a case's."""
     handle = client.get_workflow_handle_for(ProgrammeWorkflow.run, programme_workflow_id(programme_id))
     for attempt in range(11):
         try:
@@ -67,7 +73,14 @@ async def act_programme(client: Client, programme_id: str, req: ProgrammeRequest
         if error_type != "ProgrammeNotReadyError" or attempt == 10:
             break
         await asyncio.sleep(0.2 * (attempt + 1))
+    if pool is not None:
+        await record_refusal(pool, refusal_key(programme_id), req, error_type, message)  # type: ignore[arg-type]
     raise ActionRefusedError(programme_id, error_type, message)
+
+
+def refusal_key(programme_id: str) -> str:
+    """The `refused_action.case_no` of a programme's refused actions."""
+    return f"programme:{programme_id}"
 
 
 async def programme_state(client: Client, programme_id: str) -> ProgrammeState:

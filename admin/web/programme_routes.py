@@ -35,7 +35,7 @@ from domain.programme import (
     ProgrammeSpec,
 )
 from workflows import programme_client as pc
-from workflows.client import ActionRefusedError
+from workflows.client import ActionRefusedError, record_refusal
 
 
 def _errors(e: ValidationError) -> str:
@@ -71,6 +71,17 @@ def register(
                                 reference=str(body.get("reference") or ""), evidence=evidence,
                                 note=str(body.get("note") or ""))
 
+    async def record_refused(request: Request, programme_id: str, user: Any, action_raw: str,
+                             body: dict[str, Any], error_type: str, message: str) -> None:
+        """A request refused before it reached the workflow (no office role, bad input): written
+        to `refused_action` like the workflow's own refusals (act_programme with the pool)."""
+        from types import SimpleNamespace
+
+        actor = SimpleNamespace(user_id=user.username, role=user.roles[0] if user.roles else "", unit=user.unit)
+        req = SimpleNamespace(action=action_raw.upper(), actor=actor,
+                              request_id=str(body.get("request_id") or f"console-{secrets.token_hex(8)}"))
+        await record_refusal(svc(request).pool, pc.refusal_key(programme_id), req, error_type, message)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------ pages
 
     @app.get("/programmes", response_class=HTMLResponse)
@@ -98,9 +109,11 @@ def register(
         writer(s)
         try:
             req = request_from(s.user, action, dict(form))
-            await pc.act_programme(svc(request).client, programme_id, req)
+            await pc.act_programme(svc(request).client, programme_id, req, pool=svc(request).pool)
         except (ValueError, PermissionError) as e:
             msg = _errors(e) if isinstance(e, ValidationError) else str(e)
+            await record_refused(request, programme_id, s.user, action, dict(form),
+                                 "NotAuthorizedError" if isinstance(e, PermissionError) else "InvalidInput", msg)
             return RedirectResponse(f"/programmes/{quote(programme_id)}?error={quote(msg)}", status_code=303)
         except ActionRefusedError as e:
             return RedirectResponse(f"/programmes/{quote(programme_id)}?error={quote(f'{e.error_type}: {e.message}')}",
@@ -158,13 +171,16 @@ def register(
         try:
             req = request_from(user, action, body)
         except ValidationError as e:
+            await record_refused(request, programme_id, user, action, body, "InvalidInput", _errors(e))
             raise api_error(422, "InvalidInput", _errors(e)) from None
         except PermissionError as e:
+            await record_refused(request, programme_id, user, action, body, "NotAuthorizedError", str(e))
             raise api_error(403, "NotAuthorizedError", str(e)) from None
         except ValueError as e:
+            await record_refused(request, programme_id, user, action, body, "InvalidInput", str(e))
             raise api_error(400, "InvalidInput", str(e)) from None
         try:
-            result = await pc.act_programme(svc(request).client, programme_id, req)
+            result = await pc.act_programme(svc(request).client, programme_id, req, pool=svc(request).pool)
         except ActionRefusedError as e:
             if e.error_type == "ProgrammeNotFoundError":
                 raise api_error(404, e.error_type, e.message) from None

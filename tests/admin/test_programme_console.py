@@ -108,7 +108,8 @@ async def test_programme_api_read_scoping(console: Console) -> None:
         assert "report" not in v and "ledger" not in v
         listed = (await http.get("/api/v1/programmes")).json()["programmes"]
         assert {p["programme_id"] for p in listed} >= {pid} and all("report_due_date" not in p for p in listed)
-        r = await http.post(f"/api/v1/programmes/{pid}/actions/SUBMIT_REPORT", json={"reference": "x"})
+        r = await http.post(f"/api/v1/programmes/{pid}/actions/SUBMIT_REPORT",
+                            json={"reference": "x", "request_id": "forged-1"})
         assert r.status_code == 403
     async with console.api("lead") as http:  # lead supervising unit of both: its own cases, both
         v = (await http.get(f"/api/v1/programmes/{pid}")).json()
@@ -118,8 +119,14 @@ async def test_programme_api_read_scoping(console: Console) -> None:
             assert (await http.get(f"/api/v1/programmes/{pid}")).status_code == 404
             assert (await http.get("/api/v1/programmes")).status_code == 403
     async with console.api("office") as http:
-        r = await http.post(f"/api/v1/programmes/{pid}/actions/SUBMIT_PLAN", json={"reference": "again"})
+        r = await http.post(f"/api/v1/programmes/{pid}/actions/SUBMIT_PLAN",
+                            json={"reference": "again", "request_id": "again-1"})
         assert r.status_code == 409 and r.json()["error"] == "InvalidTransitionError"
+    # Refused Updates leave no trace in history: both refusals are in refused_action.
+    refused = {(r["request_id"], r["error_type"], r["actor_user"]) for r in await console.pool.fetch(
+        "SELECT request_id, error_type, actor_user FROM refused_action WHERE case_no = $1", f"programme:{pid}")}
+    assert refused == {("forged-1", "NotAuthorizedError", "ru-other"), ("again-1", "InvalidTransitionError", "office")}
+    async with console.api("office") as http:
         r = await http.post("/api/v1/programmes", json={"programme_id": "bad id", "name": "\x00"})
         assert r.status_code == 422 and "programme_id" in r.json()["message"]
 
