@@ -23,8 +23,8 @@ Pure functions; `domain.lifecycle` and `domain.decide` call them through small h
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
-import random
 from typing import TYPE_CHECKING
 
 from domain.enums import Action, Role
@@ -131,11 +131,15 @@ def sample_size(population: int, rate: float, minimum: int) -> int:
     return min(population, max(minimum, math.ceil(rate * population - 1e-9)))
 
 
+SAMPLE_RULE = "the k case numbers with the smallest sha256(f'{seed}:{case_no}'), k = ceil(rate × n) ≥ minimum"
+
+
 def draw_sample(population: list[str], rate: float, minimum: int, seed: int) -> list[str]:
     """The spot-check sample: deterministic for a seed (the seed is recorded; anyone can redraw it).
 
-    The population is sorted first, so the draw depends only on the set of children and the seed.
+    Each child gets the key sha256("<seed>:<case_no>"); the k smallest keys are drawn. The draw
+    depends only on the set of children and the seed, not on their order or on a library's PRNG.
     """
-    pool = sorted(population)
-    k = sample_size(len(pool), rate, minimum)
-    return sorted(random.Random(seed).sample(pool, k))
+    k = sample_size(len(population), rate, minimum)
+    keyed = sorted(set(population), key=lambda c: hashlib.sha256(f"{seed}:{c}".encode()).hexdigest())
+    return sorted(keyed[:k])

@@ -210,7 +210,7 @@ def _draw(b: d._Builder, seed: int) -> None:
              reason=f"省级抽查抽样 {len(sample)}/{len(population)}: {', '.join(sample)} (seed {seed})",
              notify=(Role.RECTIFICATION_OFFICE,), seed=seed, rate=sc.rate, minimum=sc.minimum,
              population=population, sample=sample, cycle=s.fanout.cycle,
-             rule="closure_levels.draw_sample: random.Random(seed).sample(sorted(population), k), sorted")
+             rule=levels.SAMPLE_RULE)
 
 
 def record_spot_check(b: d._Builder, req: ActionRequest) -> None:
