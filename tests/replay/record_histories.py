@@ -176,9 +176,9 @@ async def fanout_parent(env: WorkflowEnvironment, c: CaseDriver) -> None:
     Also writes the history of one child (fanout_child.json)."""
     import json as _json
 
+    from domain.enums import Role, Stage
     from domain.fanout_types import FanoutPolicy, SpotCheckPolicy
     from domain.model import Actor
-    from domain.enums import Role, Stage
 
     counties = Path(tempfile.mkdtemp()) / "counties.json"
     counties.write_text(_json.dumps({"locality": "永州市", "counties": [RU.unit, "宁远县人民政府"]}, ensure_ascii=False))
