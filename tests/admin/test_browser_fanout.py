@@ -54,6 +54,7 @@ async def test_office_transfers_a_fan_out_item_and_a_county_sees_only_its_own_ch
     await expect(county.locator("body")).not_to_contain_text(other)
     await expect(county.locator("body")).not_to_contain_text(OTHER_RU.unit)
     await expect(county.locator("[data-testid=children-own-only]")).to_be_visible()
+    await expect(county.locator("[data-testid=summary-only]")).to_be_visible()  # no record, no ledger
     await shot(county, "fanout-parent-county")
     resp = await county.goto(f"{console.url}/cases/{other}")
     assert resp is not None and resp.status == 404
