@@ -20,15 +20,17 @@ import structlog
 from temporalio import activity
 
 from activities.calendar_source import load_calendar
+from activities.county_source import load_counties
 from activities.failures import classified
 from activities.policy_source import load_policy
 from audit.chain import GENESIS, ChainRow, row_hash
 from domain.blocking import clean_message
 from domain.calendar import WorkingCalendar
 from domain.deadlines import compute_deadline
+from domain.fanout_types import CountyList
 from domain.model import ComputedDeadline, DeadlineRequest
 from domain.policy import Policy
-from workflows.contracts import CaseBlockRecord, PolicyRequest, RecordInput, case_workflow_id
+from workflows.contracts import CaseBlockRecord, CountiesRequest, PolicyRequest, RecordInput, case_workflow_id
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +133,14 @@ class CaseActivities:
         policy.ladder(req.ladder_profile)  # an unknown profile fails here, by name
         return policy
 
+    @activity.defn(name="load_counties")
+    @classified
+    async def load_counties(self, req: CountiesRequest) -> CountyList:
+        """The locality's county list for a fan-out (issue 13); the workflow records what it got."""
+        from config import ROOT
+
+        return load_counties(os.environ.get("COUNTIES_FILE") or ROOT / "deploy" / "counties.json")
+
     @activity.defn(name="compute_deadline")
     @classified
     async def compute_deadline(self, req: DeadlineRequest) -> ComputedDeadline:
@@ -226,4 +236,5 @@ class CaseActivities:
 
     def all(self) -> list:
         return [self.load_policy, self.compute_deadline, self.record_case_events,
-                self.record_case_block, self.resolve_case_block]
+                self.record_case_block, self.resolve_case_block,
+                self.load_counties]  # issue 13 (county fan-out)

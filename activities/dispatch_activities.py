@@ -41,6 +41,8 @@ SELECT p.case_no, p.title, p.stage, p.responsible_units, p.due_date, p.filing ->
           AND l.at >= $3 AND l.at < $4) AS reports_this_month
 FROM case_projection p
 WHERE p.programme_id = $1
+  -- a fanned-out parent is no unit's work: its children (one per county or unit) are listed
+  AND jsonb_typeof(p.detail -> 'fanout') IS DISTINCT FROM 'object'
 ORDER BY p.case_no
 """
 

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
+from admin import fanout_view as fv
 from admin.service import CaseFilter, FormError, allowed_actions_for, rung_for_level, stage_label
 from admin.stats_config import light_rule_from_env
 from admin.users import User
@@ -69,7 +70,8 @@ OFFICE_STAGES = stages_waiting_on(Role.RECTIFICATION_OFFICE)
 LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_units, lead_supervising_units,
     assisting_units, inspection_round, programme_id, due_date, due_at, escalation_level, escalation_max_level, suspended,
     open_referrals, filed_at, closed_at, last_seq, cycle,
-    jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals"""
+    jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals,
+    """ + fv.FANOUT_COLUMNS
 
 # Filters that read a part of the case: refused to a reader not granted that part on every case it sees.
 FILTER_PARTS: Mapping[str, Part] = {"unit": Part.RECORD, "inspection_round": Part.RECORD,
@@ -153,15 +155,18 @@ class ReadModel:
     def parts(self, reader: Reader, facts: CaseFacts) -> frozenset[Part]:
         return parts_for(reader, facts, self.home)
 
-    def scope_sql(self, reader: Reader, args: list[Any]) -> str:
-        """One SQL condition on case_projection selecting exactly the cases the reader may see."""
+    def scope_sql(self, reader: Reader, args: list[Any], limited: bool = True) -> str:
+        """One SQL condition on case_projection selecting exactly the cases the reader may see.
+
+        `limited=False` leaves out the cases seen only in part (a county's view of the parent of
+        its child: its summary), for filters and figures over a case's record or deadline."""
         conds: list[str] = []
 
         def arg(v: Any) -> str:
             args.append(v)
             return f"${len(args)}"
 
-        scopes = scopes_of(reader, self.home)
+        scopes = scopes_of(reader, self.home, limited)
         if Scope.ALL in scopes:
             return "TRUE"
         if reader.unit and Scope.RESPONSIBLE in scopes:
@@ -174,6 +179,8 @@ class ReadModel:
             conds.append("jsonb_path_exists(detail, '$.referrals[*] ? (@.status != \"DRAFT\")')")  # a path-B draft is not yet referred
         if Scope.POSTING in scopes:
             conds.append(f"stage = {arg(Stage.PUBLIC_POSTING.value)}")
+        if reader.unit and Scope.CHILD_RESPONSIBLE in scopes:
+            conds.append(fv.CHILD_RESPONSIBLE_SQL.format(arg=arg(reader.unit)))
         return "(" + " OR ".join(conds) + ")" if conds else "FALSE"
 
     def common_parts(self, reader: Reader) -> frozenset[Part]:
@@ -221,6 +228,7 @@ class ReadModel:
         d["rung"] = rung.value if rung else None
         d["rung_zh"] = RUNG_LABELS_ZH[rung] if rung else ""
         d["stage_zh"] = stage_label(d["stage"])
+        fv.label_row(d)  # 县级自查 / 市级核查 on fanned-out items (issue 13)
         try:
             d["kind_zh"] = KIND_LABELS_ZH[CaseKind(d["kind"])]
         except ValueError:
@@ -241,6 +249,7 @@ class ReadModel:
             lead_supervising_units=tuple(r.get("lead_supervising_units") or ()),
             assisting_units=tuple(r.get("assisting_units") or ()),
             has_referrals=bool(has_ref),
+            child_units=fv.child_units(r, detail),
         )
 
     def rows(self, reader: Reader, records: list[asyncpg.Record]) -> list[dict[str, Any]]:
@@ -260,7 +269,8 @@ class ReadModel:
             if used[name] and part not in common:
                 raise FormError(f"filter {name!r} is not available to your role")
         where, args = f.where(datetime.now(UTC))
-        scope = self.scope_sql(reader, args)
+        # A filter on a record or deadline field does not run over cases seen only in summary.
+        scope = self.scope_sql(reader, args, limited=not any(used.values()))
         return (f"{where} AND {scope}" if where else f" WHERE {scope}"), args
 
     def _order(self, reader: Reader) -> str:
@@ -294,7 +304,7 @@ class ReadModel:
         if Part.RECORD not in self.common_parts(reader):
             return {"units": [], "rounds": []}
         args: list[Any] = []
-        scope = self.scope_sql(reader, args)
+        scope = self.scope_sql(reader, args, limited=False)
         units = await self.pool.fetch(
             f"""SELECT DISTINCT u FROM case_projection,
                unnest(responsible_units || lead_supervising_units || assisting_units) AS u WHERE {scope} ORDER BY u""",
@@ -313,10 +323,13 @@ class ReadModel:
         if Role.RESPONSIBLE_UNIT in roles:
             args.append([s.value for s in RU_STAGES])
             conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(responsible_units))")
+            # Issue 13: a county's child case in 初审 waits for the county's self-check (县级自查).
+            conds.append(f"(stage = 'PRELIM_REVIEW' AND {fv.IS_CHILD_SQL} AND $1 = ANY(responsible_units))")
         if Role.LEAD_SUPERVISOR in roles:
             # Any listed lead reviews; only the first-listed lead verifies (domain.lifecycle.authorize).
             args.append([s.value for s in LEAD_STAGES if s is not Stage.VERIFICATION])
-            conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(lead_supervising_units))")
+            conds.append(f"(stage = ANY(${len(args)}) AND $1 = ANY(lead_supervising_units)"
+                         f" AND NOT (stage = 'PRELIM_REVIEW' AND {fv.IS_CHILD_SQL}))")  # the county's self-check
             conds.append("(stage = 'VERIFICATION' AND lead_supervising_units[1] = $1)")
             conds.append("(jsonb_typeof(detail->'extension_request') = 'object' AND $1 = ANY(lead_supervising_units))")
         if Role.RECTIFICATION_OFFICE in roles:
@@ -442,6 +455,7 @@ class ReadModel:
                 """SELECT at, action, actor_user, actor_role, actor_unit, error_type, message FROM refused_action
                    WHERE case_no = $1 ORDER BY at DESC LIMIT 20""", case_no)]
         return {
+            **await self._fanout_view(reader, proj, parts),
             "case": pick(self._full_row(proj), ROW_FIELDS, parts),
             "filing": pick(filing, FILING_FIELDS, parts),
             "state": self._live_view(state, reader, parts) if state is not None else None,
@@ -452,10 +466,31 @@ class ReadModel:
             "parts": sorted(p.value for p in parts),
         }
 
+    async def _fanout_view(self, reader: Reader, proj: Mapping[str, Any], parts: frozenset[Part]) -> dict[str, Any]:
+        """A parent's children (each only if the reader sees it) and fan-out summary; a child's parent."""
+        fanout = (proj.get("detail") or {}).get("fanout")
+        children: list[dict[str, Any]] = []
+        if fanout:
+            args: list[Any] = [proj["case_no"]]
+            scope = self.scope_sql(reader, args)
+            recs = await self.pool.fetch(
+                f"SELECT {LIST_COLUMNS} FROM case_projection WHERE {fv.CHILDREN_SQL.format(arg='$1')} AND {scope} "
+                "ORDER BY case_no", *args)
+            children = fv.annotate_children(self.rows(reader, recs), fanout)
+        parent_no = ((proj.get("filing") or {}).get("parent_case_no")) or ""
+        parent = None
+        if parent_no:
+            pproj = await self._projection(parent_no)
+            if pproj is not None and self.parts(reader, self.facts(pproj)):
+                parent = {"case_no": parent_no, "title": pproj["title"], "stage": pproj["stage"],
+                          "stage_zh": self._full_row(pproj)["stage_zh"]}
+        return {"children": children, "fanout": fv.fanout_summary(fanout, parts), "parent": parent}
+
     @staticmethod
     def case_api(view: dict[str, Any], form_fields: Any) -> dict[str, Any]:
         """The JSON of `GET /api/v1/cases/<no>` from a case view (casectl show reads it)."""
-        out = {k: view[k] for k in ("case", "filing", "deadline", "ledger", "refusals", "parts")}
+        out = {k: view[k] for k in ("case", "filing", "deadline", "ledger", "refusals", "parts", "children", "fanout",
+                                    "parent")}
         out["allowed_actions"] = [
             {"action": a.value, "label_zh": ACTION_LABELS_ZH[a], "role": r.value,
              "fields": [{"name": n, "required": req} for n, req in form_fields(a)]}
@@ -478,9 +513,9 @@ class ReadModel:
         reader = self.require(user, View.DASHBOARD)
         now = datetime.now(UTC)
 
-        def scoped(*base: Any) -> tuple[str, list[Any]]:
+        def scoped(*base: Any, limited: bool = True) -> tuple[str, list[Any]]:
             args = list(base)
-            return self.scope_sql(reader, args), args
+            return self.scope_sql(reader, args, limited), args
 
         scope, args = scoped()
         by_stage = await self.pool.fetch(
@@ -488,7 +523,7 @@ class ReadModel:
         stage_counts = {r["stage"]: r["n"] for r in by_stage}
         by_unit: list[Any] = []
         if Part.RECORD in self.common_parts(reader):
-            scope, args = scoped(now, _active())
+            scope, args = scoped(now, _active(), limited=False)  # units are the record's
             by_unit = await self.pool.fetch(
                 f"""SELECT u AS unit, count(*) AS total,
                           count(*) FILTER (WHERE stage = ANY($2)) AS open,

@@ -63,9 +63,9 @@ class CaseFigures:
 
 
 def counted(row: Mapping[str, Any]) -> bool:
-    """Whether a case counts in the figures. Fan-out (issue 13, 'fanout'): return False for a
-    parent case here (and select its marker in `_COLUMNS`), so rates count the children."""
-    return True
+    """Whether a case counts in the figures: a fanned-out parent does not (its children, one per
+    county or unit, carry the work; `is_parent` comes with LIST_COLUMNS, admin/fanout_view.py)."""
+    return not row.get("is_parent")
 
 
 _COLUMNS = LIST_COLUMNS + ", filing->>'jurisdiction' AS jurisdiction"

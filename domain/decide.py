@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from domain import closure_levels as levels
 from domain import escalation as esc
 from domain.calendar import local_date
 from domain.deadlines import long_term_after_closure, validate_spec
@@ -433,7 +434,7 @@ def validate(state: CaseState, req: ActionRequest, now: datetime) -> Rule:
     Raises:
         CaseError: a leaf error naming what is wrong.
     """
-    rule = rule_for(req.action)
+    rule = levels.effective_rule(state, rule_for(req.action))
     if req.request_id in state.recent_request_ids:
         raise DuplicateRequestError(f"request {req.request_id} was already processed")
     authorize(state, req.actor, rule)
@@ -480,6 +481,8 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
         case (Action.APPLY_RUNG | Action.PROPOSE_RUNG | Action.CONFIRM_ESCALATION | Action.DISMISS_ESCALATION
               | Action.DE_ESCALATE | Action.REFER_ACCOUNTABILITY | Action.VERIFY_REFERRAL):
             esc.check_payload(state, req)
+        case Action.SPOT_CHECK:
+            levels.check_spot_check(state, req.child_case_no, req.criteria.all_met() if req.criteria else None)
         case Action.ACCEPT_REFERRAL | Action.CONCLUDE_REFERRAL:
             ref = next((r for r in state.referrals if r.referral_id == req.referral_id), None)
             if ref is None:
@@ -536,6 +539,10 @@ def check_filing(filing: CaseFiling, policy: Policy) -> None:
         policy.ladder(filing.ladder_profile)
         if filing.deadline is not None:
             validate_spec(filing.deadline)
+        if filing.parent_case_no and not filing.case_no.startswith(f"{filing.parent_case_no}."):
+            raise InvalidFilingError(
+                f"a child case's number starts with its parent's ({filing.parent_case_no}.<n>)"
+            )
     except KeyError as e:
         raise InvalidFilingError(f"case {filing.case_no}: {e.args[0]}") from None
     except CaseError as e:
@@ -681,6 +688,10 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
                 b.deadline_request = req_dl
         case Action.VERIFY_REFERRAL:
             esc.verify_referral(b, req)
+        case Action.SPOT_CHECK:
+            from domain.fanout import record_spot_check  # issue 13; fanout imports this module
+
+            record_spot_check(b, req)
         case Action.RECALCULATE_DEADLINE:
             assert s.deadline is not None
             b.record(a.value, actor, old_due_date=s.deadline.due_date.isoformat(),
@@ -881,6 +892,7 @@ def projection(state: CaseState, with_filing: bool = True) -> CaseProjection:
             include={
                 "escalation", "posting", "postings", "extension_request", "suspension", "suspensions",
                 "finding", "reply", "measures_done", "verifications", "referrals", "archive_at",
+                "fanout",  # issue 13: a fanned-out item's children and spot-check samples
             },
         ),
     )

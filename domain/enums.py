@@ -88,6 +88,7 @@ class Action(StrEnum):
     DISMISS_ESCALATION = "DISMISS_ESCALATION"  # 不予采取拟议措施
     DE_ESCALATE = "DE_ESCALATE"  # 降低督办措施
     VERIFY_REFERRAL = "VERIFY_REFERRAL"  # 整改办核实追责建议并移交
+    SPOT_CHECK = "SPOT_CHECK"  # 省级抽查结果 (a fanned-out item's sampled child, issue 13)
 
 
 class Rung(StrEnum):
@@ -256,6 +257,7 @@ ACTION_LABELS_ZH: dict[Action, str] = {
     Action.DISMISS_ESCALATION: "不予采取拟议措施",
     Action.DE_ESCALATE: "降低督办措施",
     Action.VERIFY_REFERRAL: "核实追责建议并移交",
+    Action.SPOT_CHECK: "录入省级抽查结果",
 }
 
 # Ledger events written by the engine itself (human actions use ACTION_LABELS_ZH).
@@ -270,6 +272,12 @@ EVENT_LABELS_ZH: dict[str, str] = {
     "REFERRAL_OPENED": "移交纪委监委",
     "ESCALATION_PROPOSED": "拟采取督办措施",
     "ESCALATION_RESUMED": "督办恢复",
+    # County fan-out and multi-level closure (issue 13).
+    "FANNED_OUT": "分解到县市区",
+    "CHILD_CLOSED": "子案件销号",
+    "CHILD_REOPENED": "子案件重新整改",
+    "ALL_CHILDREN_CLOSED": "子案件全部销号",
+    "SPOT_CHECK_SAMPLED": "省级抽查抽样",
 }
 
 def event_label_zh(event: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain import closure_levels as levels
 from domain.enums import RUNG_ORDER, Action, CaseKind, ProposalStatus, ReferralStatus, Role, Stage
 from domain.errors import (
     CaseError,
@@ -378,6 +379,17 @@ RULES: tuple[Rule, ...] = (
         needs=("reason",),
         notify=_N_UNIT,
     ),
+    # Issue 13: the province's spot-check result of a sampled child of a fanned-out item, recorded
+    # by the office (INFERRED: no provincial role); criteria all met = passed (domain/closure_levels.py).
+    Rule(
+        Action.SPOT_CHECK,
+        frozenset({Stage.VERIFICATION}),
+        _OFFICE,
+        None,
+        needs=("child_case_no", "criteria"),
+        notify=(Role.LEAD_SUPERVISOR,),
+        requires=("spot_check_pending",),
+    ),
 )
 
 RULES_BY_ACTION: dict[Action, Rule] = {r.action: r for r in RULES}
@@ -406,6 +418,7 @@ def authorize(state: CaseState, actor: Actor, rule: Rule) -> None:
         raise NotAuthorizedError(
             f"role {actor.role} may not {rule.action} (allowed: {allowed})"
         )
+    levels.check_actor(state, actor)  # a fanned-out parent: each unit acts on its own child only
     match actor.role:
         case Role.RESPONSIBLE_UNIT:
             if actor.unit not in f.responsible_units:
@@ -546,7 +559,8 @@ def check_preconditions(state: CaseState, rule: Rule, objection_id: str | None =
                 if not any(r.status is ReferralStatus.DRAFT for r in state.referrals):
                     raise InvalidTransitionError("the case has no drafted referral awaiting verification")
             case _:
-                raise AssertionError(f"unknown precondition {cond}")
+                if not levels.check_precondition(state, cond):  # fan-out and closure levels (issue 13)
+                    raise AssertionError(f"unknown precondition {cond}")
 
 
 def allowed_actions(state: CaseState, actor: Actor) -> list[Action]:
@@ -556,7 +570,8 @@ def allowed_actions(state: CaseState, actor: Actor) -> list[Action]:
     payload (a reason, a date, criteria), which the form collects.
     """
     out = []
-    for rule in RULES:
+    for table_rule in RULES:
+        rule = levels.effective_rule(state, table_rule)
         try:
             check_stage(state, rule)
             authorize(state, actor, rule)

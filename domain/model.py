@@ -26,6 +26,7 @@ from domain.enums import (
     Rung,
     Stage,
 )
+from domain.fanout_types import FanoutState
 from domain.policy import LadderRungSpec, Policy
 from domain.text import MAX_ITEMS, Line, LongText, Name, Names, Reason, Ref, Refs, Title
 
@@ -84,6 +85,8 @@ class CaseFiling(BaseModel):
     # Petitions: complaint details (INFERRED fields, domain.md §2.2).
     complaint: LongText = ""
     complainant_contact: Reason = ""
+    # A child case of a fanned-out item (issue 13): the parent's case number ("" otherwise).
+    parent_case_no: Ref = ""
 
 
 class Actor(BaseModel):
@@ -171,6 +174,7 @@ class ActionRequest(BaseModel):
     amendment: CaseAmendment | None = None
     proposal_id: Ref | None = None  # an escalation proposal (拟采取措施) to confirm or dismiss
     report_ref: Line(200) | None = None  # 追责建议报告 / dossier reference
+    child_case_no: Ref | None = None  # SPOT_CHECK: which child case of a fanned-out item
     # HMAC by the console (domain.signing); required by workers given ACTION_SIGNING_KEY.
     signature: Line(100) | None = None
 
@@ -411,6 +415,7 @@ class CaseState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     recent_request_ids: list[str] = Field(default_factory=list)
     runs: int = 1  # workflow runs so far (continue-as-new count + 1)
+    fanout: FanoutState | None = None  # a fanned-out item's children (domain/fanout.py)
 
     @property
     def case_no(self) -> str:

@@ -20,6 +20,7 @@ from domain.enums import (
     RungMode,
     Stage,
 )
+from domain.fanout_types import FanoutPolicy
 
 
 class StageLimit(BaseModel):
@@ -257,6 +258,8 @@ class Policy(BaseModel):
     # (domain.screening; INFERRED limits).
     max_open_objections_per_person: int = Field(default=1, ge=1)
     max_objections_per_person_per_day: int = Field(default=3, ge=1)
+    # County fan-out and multi-level closure (issue 13, domain/fanout.py, domain/closure_levels.py).
+    fanout: FanoutPolicy = Field(default_factory=FanoutPolicy)
 
     @model_validator(mode="after")
     def _ceilings_known(self) -> Policy:

@@ -38,6 +38,10 @@ class Scope(StrEnum):
     ASSIST = "ASSIST"  # ... an assisting supervising unit (配合督导单位)
     REFERRED = "REFERRED"  # the case has (or had) an accountability referral (移交问责)
     POSTING = "POSTING"  # the case is in public posting (公示) now: the public may object to it
+    # The case is a fanned-out item (issue 13) one of whose child cases names the reader's unit as
+    # its responsible unit: a county sees the parent of its own child (what the rule's
+    # `limited_parts` grant: its summary), not the parent's record nor the other counties' children.
+    CHILD_RESPONSIBLE = "CHILD_RESPONSIBLE"
 
 
 class Part(StrEnum):
@@ -56,6 +60,10 @@ class Part(StrEnum):
     REFUSALS = "REFUSALS"  # refused attempts on the case (who tried what)
     HISTORY = "HISTORY"  # the audit pages: workflow histories, hash-chain and cross-checks
     EVIDENCE = "EVIDENCE"  # evidence files (佐证材料: photos, PDFs) and their metadata
+    # A fanned-out item's fan-out section: the county list used, the spot-check sample's seed, rate
+    # and population (case numbers of every child). The children's own rows are shown only as far as
+    # the reader sees each child (each is scoped as a case of its own).
+    CHILDREN = "CHILDREN"
 
 
 class View(StrEnum):
@@ -77,6 +85,9 @@ class ReadRule:
     parts: frozenset[Part]
     views: frozenset[View]
     home_unit: str = ""  # "office" or "discipline": read only from the policy's unit of that name
+    # Scopes that grant only `limited_parts` (not `parts`): a county on the parent of its child.
+    limited_scopes: frozenset[Scope] = frozenset()
+    limited_parts: frozenset[Part] = frozenset()
 
 
 ALL_PARTS = frozenset(Part)
@@ -85,7 +96,7 @@ INTERNAL_VIEWS = frozenset({View.CASE_LIST, View.EXPORT, View.DASHBOARD, View.MY
 # What a unit working on a case sees: the case and its progress, not who was referred for
 # accountability, not the petitioner's contact, not refused attempts, not the histories.
 CASEWORK = frozenset({Part.SUMMARY, Part.RECORD, Part.DEADLINE, Part.PROGRESS, Part.POSTING, Part.OBJECTIONS,
-                      Part.LEDGER, Part.EVIDENCE})
+                      Part.LEDGER, Part.EVIDENCE, Part.CHILDREN})
 
 OFFICE_RULE = ReadRule(frozenset({Scope.ALL}), ALL_PARTS - {Part.OWN_OBJECTIONS}, ALL_VIEWS, home_unit="office")
 # Supervision offices (市委督查室 / 市政府督查室) propose, confirm and refer: all cases and referrals,
@@ -97,7 +108,12 @@ READ_RULES: dict[Role, ReadRule] = {
     # Auditors read everything but the petitioner's contact, which no audit needs.
     Role.AUDITOR: ReadRule(frozenset({Scope.ALL}), ALL_PARTS - {Part.OWN_OBJECTIONS, Part.CONTACT}, ALL_VIEWS),
     # The responsible unit replies to the petitioner (REPLY): it needs the contact.
-    Role.RESPONSIBLE_UNIT: ReadRule(frozenset({Scope.RESPONSIBLE}), CASEWORK | {Part.CONTACT}, INTERNAL_VIEWS),
+    # A responsible unit does not see the fan-out section (every county's child case number) even
+    # on a parent it is a responsible unit of (the city-level share): only its own child. A county
+    # sees the summary of the parent of its child (CHILD_RESPONSIBLE), not its record or ledger.
+    Role.RESPONSIBLE_UNIT: ReadRule(frozenset({Scope.RESPONSIBLE}), (CASEWORK - {Part.CHILDREN}) | {Part.CONTACT},
+                                    INTERNAL_VIEWS, limited_scopes=frozenset({Scope.CHILD_RESPONSIBLE}),
+                                    limited_parts=frozenset({Part.SUMMARY})),
     Role.LEAD_SUPERVISOR: ReadRule(frozenset({Scope.LEAD}), CASEWORK, INTERNAL_VIEWS),
     Role.ASSIST_SUPERVISOR: ReadRule(frozenset({Scope.ASSIST}), CASEWORK, INTERNAL_VIEWS),
     Role.DISCIPLINE_COMMISSION: ReadRule(frozenset({Scope.REFERRED}), CASEWORK | {Part.REFERRALS}, INTERNAL_VIEWS,
@@ -133,6 +149,7 @@ class CaseFacts:
     lead_supervising_units: tuple[str, ...] = ()
     assisting_units: tuple[str, ...] = ()
     has_referrals: bool = False
+    child_units: tuple[str, ...] = ()  # a fanned-out item: the responsible units of its children
 
 
 @dataclass(frozen=True)
@@ -176,6 +193,8 @@ def in_scope(scope: Scope, unit: str, facts: CaseFacts) -> bool:
             return facts.has_referrals
         case Scope.POSTING:
             return facts.stage == Stage.PUBLIC_POSTING.value
+        case Scope.CHILD_RESPONSIBLE:
+            return bool(unit) and unit in facts.child_units
     return False  # pragma: no cover - every scope has a branch
 
 
@@ -185,6 +204,8 @@ def parts_for(reader: Reader, facts: CaseFacts, home: HomeUnits = HomeUnits()) -
     for _role, rule in active_rules(reader, home):
         if any(in_scope(s, reader.unit, facts) for s in rule.scopes):
             parts |= rule.parts
+        elif any(in_scope(s, reader.unit, facts) for s in rule.limited_scopes):
+            parts |= rule.limited_parts
     if Part.SUMMARY not in parts:  # nothing is shown of a case whose existence is not
         return frozenset()
     return frozenset(parts)
@@ -195,11 +216,14 @@ def may_view(reader: Reader, view: View, home: HomeUnits = HomeUnits()) -> bool:
     return any(view in rule.views for _role, rule in active_rules(reader, home))
 
 
-def scopes_of(reader: Reader, home: HomeUnits = HomeUnits()) -> frozenset[Scope]:
-    """Every scope the reader reads under (the read model turns them into one SQL condition)."""
+def scopes_of(reader: Reader, home: HomeUnits = HomeUnits(), limited: bool = True) -> frozenset[Scope]:
+    """Every scope the reader reads under (the read model turns them into one SQL condition).
+
+    `limited=False`: only the scopes granting a rule's full parts (what a filter, a sort order or a
+    figure on a case's record or deadline may run over)."""
     out: set[Scope] = set()
     for _role, rule in active_rules(reader, home):
-        out |= rule.scopes
+        out |= rule.scopes | (rule.limited_scopes if limited else frozenset())
     return frozenset(out)
 
 
@@ -208,7 +232,7 @@ def scopes_of(reader: Reader, home: HomeUnits = HomeUnits()) -> frozenset[Scope]
 # The fields of a case row / projection and of a filing, by the part that shows them.
 ROW_FIELDS: Mapping[Part, tuple[str, ...]] = {
     Part.SUMMARY: ("case_no", "kind", "kind_zh", "title", "stage", "stage_zh", "stage_entered_at", "filed_at",
-                   "closed_at"),
+                   "closed_at", "parent_case_no", "is_parent", "closure_level", "closure_level_en"),
     Part.RECORD: ("responsible_units", "lead_supervising_units", "assisting_units", "inspection_round",
                   "programme_id"),
     Part.DEADLINE: ("due_date", "due_at", "days_left", "overdue_days", "overdue", "escalation_level",
@@ -217,7 +241,7 @@ ROW_FIELDS: Mapping[Part, tuple[str, ...]] = {
     Part.REFERRALS: ("open_referrals",),
 }
 FILING_FIELDS: Mapping[Part, tuple[str, ...]] = {
-    Part.SUMMARY: ("case_no", "kind", "title"),
+    Part.SUMMARY: ("case_no", "kind", "title", "parent_case_no"),
     Part.RECORD: ("problem", "target", "measures", "responsible_units", "lead_supervising_units", "assisting_units",
                   "lead_leader", "deadline", "source", "inspection_round", "jurisdiction", "ladder_profile",
                   "programme_id", "complaint"),

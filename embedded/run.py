@@ -60,7 +60,17 @@ async def _file_samples(settings: Settings, path: Path, t0: float) -> None:
     filings, programme_id = await _sample_programme(client, settings, filings, actor)
     first = await file_cases(client, filings[:1], actor, settings.task_queue)
     t_first = time.monotonic() - t0
-    rest = await file_cases(client, filings[1:], actor, settings.task_queue)
+    # Issue 13: one sample item is filed with county fan-out on (embedded/fanout_demo.py).
+    from embedded.fanout_demo import demo_fanout_policy, pick_fanout_item
+    from workflows.client import file_case
+
+    fo_policy = demo_fanout_policy(settings.policy_file)
+    fo_item = pick_fanout_item(filings[1:], fo_policy)
+    rest = await file_cases(client, [f for f in filings[1:] if f is not fo_item], actor, settings.task_queue)
+    if fo_item is not None:
+        rest.append(await file_case(client, fo_item, actor, settings.task_queue, policy=fo_policy))
+        print(f"fan-out demo item: {fo_item.case_no} (transfer it in the console to see its child cases)",
+              flush=True)
     outcomes = first + rest + refused
     starter.report(outcomes, as_json=False)
     if programme_id:  # the programme reads its case counts soon instead of at its next daily check

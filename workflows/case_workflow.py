@@ -12,12 +12,14 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain import decide as d
     from domain import escalation as esc
+    from domain import fanout
     from domain.blocking import (
         BlockedStep,
         CaseBlockedError,
@@ -27,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.enums import Action, Stage
     from domain.errors import CaseError
+    from domain.fanout_types import ChildStatus, CountyList
     from domain.lifecycle import allowed_actions
     from domain.model import (
         ActionRequest,
@@ -50,8 +53,10 @@ with workflow.unsafe.imports_passed_through():
         CaseBlockRecord,
         CaseWorkflowInput,
         CaseWorkflowResult,
+        CountiesRequest,
         PolicyRequest,
         RecordInput,
+        case_workflow_id,
     )
 
 ACTIVITY_RETRY = RetryPolicy(
@@ -75,6 +80,9 @@ class _Blocked(Exception):
 # Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
 # it keep the old ladder until they continue-as-new (domain/escalation.py adopt_rules).
 ESCALATION_RULES_PATCH = "escalation-rules-2"
+# Issue 13: the TRANSFER of an item that fans out (domain/fanout.py) loads the county list, splits
+# the item and starts its child cases. Runs begun earlier transfer such an item as one case.
+FANOUT_PATCH = "fanout-v1"
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -106,6 +114,10 @@ class CaseWorkflow:
             self._state = self._filing.state
         self._filed = inp.state is not None
         self._pending: dict[object, ActionRequest] = {}  # accepted `act` Updates not yet applied
+        # Issue 13 (county fan-out): reports of child cases waiting to be applied (parent), and
+        # what this case last reported to its parent (child).
+        self._child_updates: list[ChildStatus] = []
+        self._reported: tuple[object, ...] | None = None
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
@@ -126,11 +138,14 @@ class CaseWorkflow:
             async with self._lock:
                 await self._perform_or_block(self._filing, origin="FILING")
             await self._settle_block()
+            if inp.transfer is not None:  # a child case of a fanned-out item: transferred at once
+                await self._child_transfer(inp.transfer)
             self._filed = True
         else:
             self._upsert_search_attributes()
         while True:
             await self._settle_block()
+            await self._apply_child_updates()
             state = self._require_state()
             if state.stage is Stage.ARCHIVED:
                 break
@@ -138,6 +153,8 @@ class CaseWorkflow:
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() and not self._lock.locked()
                 )
+                if self._child_updates:  # a child's report came meanwhile: apply it first
+                    continue
                 state = self._require_state()
                 state.runs += 1
                 workflow.continue_as_new(
@@ -157,7 +174,7 @@ class CaseWorkflow:
     async def _wait_for_clock_or_action(self) -> None:
         wake = d.next_wakeup(self._require_state())
         self._dirty = False
-        woken = lambda: self._dirty or self._continue_as_new_due()  # noqa: E731
+        woken = lambda: self._dirty or self._continue_as_new_due() or bool(self._child_updates)  # noqa: E731
         if wake is None:
             await workflow.wait_condition(woken)
             return
@@ -173,6 +190,8 @@ class CaseWorkflow:
         info = workflow.info()
         state = self._state
         if state is None or state.pending_deadline is not None or self._blocked is not None:
+            return False
+        if self._child_updates:
             return False
         return (
             info.is_continue_as_new_suggested()
@@ -284,6 +303,80 @@ class CaseWorkflow:
             )
         self._upsert_search_attributes()
         self._dirty = True
+        if self._state.filing.parent_case_no:
+            await self._report_to_parent()
+
+    # ------------------------------------------------------------ county fan-out (issue 13)
+
+    async def _fanout_transfer(self, state: CaseState, req: ActionRequest) -> d.Decision:
+        """TRANSFER of an item that fans out: the county list (configuration) comes from an activity."""
+        try:
+            counties = await workflow.execute_activity(
+                "load_counties", CountiesRequest(case_no=state.case_no), result_type=CountyList,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+        except ActivityError as e:
+            raise ApplicationError(
+                f"case {state.case_no}: the county list could not be read: {e.cause or e}",
+                type="InvalidFilingError", non_retryable=True,
+            ) from None
+        return fanout.decide_transfer(state, req, workflow.now(), counties)
+
+    async def _start_children(self, req: ActionRequest) -> None:
+        """Start one case workflow per child (ids case-<case_no>.<n>), each transferred at once."""
+        s = self._require_state()
+        assert s.fanout is not None
+        for link in s.fanout.children:
+            try:
+                await workflow.start_child_workflow(
+                    WORKFLOW_NAME,
+                    CaseWorkflowInput(
+                        filing=fanout.child_filing(s.filing, link), filed_by=req.actor, policy=s.policy,
+                        transfer=fanout.child_transfer(req, link),
+                    ),
+                    id=case_workflow_id(link.case_no),
+                    parent_close_policy=ParentClosePolicy.ABANDON,  # children outlive the parent's runs
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+            except WorkflowAlreadyStartedError:
+                workflow.logger.warning("child case %s already exists; not started again", link.case_no)
+
+    async def _child_transfer(self, req: ActionRequest) -> None:
+        async with self._lock:
+            state = self._require_state()
+            if self._blocked is not None or state.stage is not Stage.REGISTERED:
+                return
+            try:
+                decision = d.decide(state, req, workflow.now())
+            except CaseError as e:  # left REGISTERED for the office to transfer by hand
+                workflow.logger.warning("child case %s not transferred: %s", state.case_no, e)
+                return
+            await self._perform_or_block(decision, origin="FANOUT_TRANSFER", request_id=req.request_id)
+        await self._settle_block()
+
+    async def _report_to_parent(self) -> None:
+        """A child case tells its parent its stage and due date whenever they change."""
+        s = self._require_state()
+        key = (s.stage, s.deadline.due_date if s.deadline else None, s.cycle)
+        if key == self._reported:
+            return
+        self._reported = key
+        status = ChildStatus(case_no=s.case_no, stage=s.stage, due_date=key[1], cycle=s.cycle, seq=s.seq)
+        try:
+            await workflow.get_external_workflow_handle(case_workflow_id(s.filing.parent_case_no)).signal(
+                "child_update", status
+            )
+        except Exception as e:  # noqa: BLE001 - the parent is gone (archived): nothing to tell
+            workflow.logger.warning("child %s could not report to its parent: %s", s.case_no, e)
+
+    async def _apply_child_updates(self) -> None:
+        while self._child_updates and self._blocked is None:
+            status = self._child_updates.pop(0)
+            async with self._lock:
+                seed = workflow.random().randint(1, 2**31 - 1)  # recorded if a spot-check sample is drawn
+                decision = fanout.on_child_status(self._require_state(), status, workflow.now(), seed)
+                if decision is not None:
+                    await self._perform_or_block(decision, origin=f"CHILD_UPDATE {status.case_no}")
 
     def _upsert_search_attributes(self) -> None:
         updates = []
@@ -327,8 +420,14 @@ class CaseWorkflow:
     async def _act(self, req: ActionRequest, key: object) -> ActionResult:
         await workflow.wait_condition(lambda: self._filed)  # FILED is always ledger row 1
         async with self._lock:
+            fans_out = False
             try:
-                decision = d.decide(self._require_state(), req, workflow.now())
+                state = self._require_state()
+                fans_out = req.action is Action.TRANSFER and fanout.applies(state) and workflow.patched(FANOUT_PATCH)
+                if fans_out:
+                    decision = await self._fanout_transfer(state, req)
+                else:
+                    decision = d.decide(state, req, workflow.now())
             except CaseError as e:
                 # Validated earlier, but another action may have moved the case since.
                 raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
@@ -344,6 +443,8 @@ class CaseWorkflow:
                     f"{b.message} (nothing of this action was recorded; the office must UNBLOCK the case)",
                     type=CaseBlockedError.__name__, non_retryable=True,
                 )
+            if fans_out and self._require_state().fanout is not None:
+                await self._start_children(req)
             s = self._require_state()
             return ActionResult(
                 case_no=s.case_no,
@@ -384,6 +485,12 @@ class CaseWorkflow:
         if self._unblock is not None:
             raise ApplicationError("an UNBLOCK is already in progress", type="InvalidTransitionError",
                                    non_retryable=True)
+
+    @workflow.signal(name="child_update")
+    def child_update(self, status: ChildStatus) -> None:
+        """A child case of this fanned-out item reports its stage (issue 13; applied in the main loop)."""
+        self._child_updates.append(status)
+        self._dirty = True
 
     @workflow.signal(name="nudge")
     def nudge(self, reason: str) -> None:

@@ -14,7 +14,7 @@ from temporalio.common import SearchAttributeKey
 from domain.blocking import BlockedStep, UnblockRequest
 from domain.decide import CaseProjection, LedgerEntry, Notice
 from domain.enums import Stage
-from domain.model import Actor, CaseFiling, CaseState
+from domain.model import ActionRequest, Actor, CaseFiling, CaseState
 from domain.policy import Policy
 
 TASK_QUEUE = "inspection-cases"
@@ -55,6 +55,9 @@ class CaseWorkflowInput(BaseModel):
     filed_by: Actor
     policy: Policy | None = None  # None: the policy activity loads the deployment's policy
     state: CaseState | None = None
+    # Issue 13: a child case of a fanned-out item is started by its parent with the TRANSFER it
+    # takes at once (the office actor who transferred the parent).
+    transfer: ActionRequest | None = None
 
 
 class CaseWorkflowResult(BaseModel):
@@ -91,6 +94,12 @@ class CaseBlockRecord(BaseModel):
     at: datetime | None = None
 
 
+class CountiesRequest(BaseModel):
+    """Ask for the locality's county list (issue 13, county fan-out)."""
+
+    case_no: str
+
+
 class PolicyRequest(BaseModel):
     case_no: str
     ladder_profile: str = "canonical"
@@ -113,6 +122,7 @@ __all__ = [
     "ActionResult",
     "RecordInput",
     "PolicyRequest",
+    "CountiesRequest",
     "CaseBlockRecord",
     "CASE_BLOCKED",
 ]

@@ -111,11 +111,15 @@ async def visibility(c: Console, reader: Reader) -> dict[str, frozenset[Part]]:
     """Every case in the database with the parts this reader sees of it (empty: unseen)."""
     rows = await c.pool.fetch(
         """SELECT case_no, stage, responsible_units, lead_supervising_units, assisting_units,
-                  jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals FROM case_projection""")
+                  jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals,
+                  ARRAY(SELECT jsonb_array_elements_text(jsonb_path_query_array(
+                      detail, '$.fanout.children[*].units[*]'))) AS child_units
+           FROM case_projection""")
+    # child_units: a fanned-out item (issue 13) whose child names the reader's unit shows its summary.
     return {r["case_no"]: parts_for(reader, CaseFacts(
         stage=r["stage"], responsible_units=tuple(r["responsible_units"]),
         lead_supervising_units=tuple(r["lead_supervising_units"]), assisting_units=tuple(r["assisting_units"]),
-        has_referrals=r["has_referrals"]), HOME) for r in rows}
+        has_referrals=r["has_referrals"], child_units=tuple(r["child_units"])), HOME) for r in rows}
 
 
 # ------------------------------------------------------------------ calling the routes
@@ -417,9 +421,11 @@ async def test_referral_details_reach_only_the_office_the_discipline_commission_
 async def test_the_public_sees_the_posting_it_may_object_to_and_nothing_of_the_ledger(
         console: Console, seeded: Seeded) -> None:
     body = (await _api_case(console, "citizen", seeded.posting)).json()
+    # The summary also says whether a case is a fan-out parent or child and its closure level (issue 13).
     assert set(body["case"]) <= {"case_no", "kind", "kind_zh", "title", "stage", "stage_zh", "stage_entered_at",
-                                 "filed_at", "closed_at"}
-    assert set(body["filing"]) == {"case_no", "kind", "title"}
+                                 "filed_at", "closed_at", "parent_case_no", "is_parent", "closure_level",
+                                 "closure_level_en"}
+    assert set(body["filing"]) == {"case_no", "kind", "title", "parent_case_no"}
     assert body["ledger"] == [] and body["deadline"] is None and body["referrals"] == []
     assert [o["text"] for o in body["posting"]["objections"]] == [seeded.own_objection]
     assert [a["action"] for a in body["allowed_actions"]] == ["OBJECT"]
@@ -447,13 +453,14 @@ async def test_dashboard_figures_count_only_the_cases_the_role_sees(console: Con
     for user in ("office", "auditor", "ru", "ru-other", "lead", "discipline"):
         seen = await visibility(console, await reader_of(console, user))
         visible = [no for no, p in seen.items() if p]
+        with_record = [no for no, p in seen.items() if Part.RECORD in p]  # units figures are the record's
         async with console.api(user) as http:
             d = (await http.get("/api/v1/dashboard")).json()
         assert d["total"] == len(visible), user
         assert sum(s["n"] for s in d["stages"]) == len(visible), user
         units = await console.pool.fetchval(
             "SELECT coalesce(array_agg(DISTINCT u), '{}') FROM case_projection, unnest(responsible_units) u "
-            "WHERE case_no = ANY($1)", visible)
+            "WHERE case_no = ANY($1)", with_record)
         assert {u["unit"] for u in d["units"]} == set(units), user
         assert sum(u["total"] for u in d["units"]) >= len([n for n in visible if n in seeded.cases]), user
 

@@ -240,6 +240,58 @@ PROGRAMME_SCENARIOS: dict[str, Callable[[WorkflowEnvironment, ProgrammeDriver, a
 }
 
 
+async def fanout_parent(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 13: an item for "市城管执法局, 各县市区党委、政府" fanned out to three child cases; one
+    county fails its self-check; all close; the spot-check sample is checked; the parent closes.
+    Also writes the history of one child (fanout_child.json)."""
+    import json as _json
+
+    from domain.enums import Role, Stage
+    from domain.fanout_types import FanoutPolicy, SpotCheckPolicy
+    from domain.model import Actor
+
+    counties = Path(tempfile.mkdtemp()) / "counties.json"
+    counties.write_text(_json.dumps({"locality": "永州市", "counties": [RU.unit, "宁远县人民政府"]}, ensure_ascii=False))
+    os.environ["COUNTIES_FILE"] = str(counties)
+    city = Actor(user_id="cg-1", role=Role.RESPONSIBLE_UNIT, unit="市城管执法局")
+    other = Actor(user_id="ru-wang", role=Role.RESPONSIBLE_UNIT, unit="宁远县人民政府")
+    c.filing = c.filing.model_copy(update={"responsible_units": [city.unit, "各县市区党委、政府"]})
+    await c.file(policy=Policy(fanout=FanoutPolicy(enabled=True, spot_check=SpotCheckPolicy(rate=0.5))))
+    await c.do(Action.TRANSFER, OFFICE)
+    kids = [CaseDriver(c.client, c.pool, c.task_queue, c.filing.model_copy(update={"case_no": f"{c.case_no}.{i}"}))
+            for i in (1, 2, 3)]
+    for k, ru in zip(kids, (city, RU, other), strict=True):
+        await _until(k, "TRANSFERRED")
+        await asyncio.sleep(0.5)
+        await k.do(Action.ACKNOWLEDGE, ru)
+        await k.do(Action.SUBMIT_COMPLETION, ru)
+        if k is kids[1]:
+            await k.do(Action.PRELIM_REJECT, ru, reason="自查未通过")
+            await k.do(Action.SUBMIT_COMPLETION, ru)
+        await k.do(Action.PRELIM_PASS, ru)
+        await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(k.case_no)), timedelta(days=8))
+        await _until(k, "CLOSURE_APPLICATION")
+        await k.do(Action.APPLY_CLOSURE, ru)
+        await k.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+        await k.do(Action.RECORD_FILING, OFFICE)
+    await _until(c, "VERIFICATION")
+    sample = None
+    for _ in range(100):
+        fo = (await c.state()).fanout
+        if fo is not None and (sample := fo.current_sample()) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert sample is not None
+    for no in sample.sample:
+        await c.do(Action.SPOT_CHECK, OFFICE, child_case_no=no, criteria=criteria(), reason="省级抽查合格")
+    await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+    await c.do(Action.RECORD_FILING, OFFICE)
+    assert (await c.stage()) is Stage.CLOSED
+    hist = await c.client.get_workflow_handle(case_workflow_id(kids[1].case_no)).fetch_history()
+    (OUT / "fanout_child.json").write_text(hist.to_json())
+    print(f"fanout_child: {len(hist.events)} events")
+
+
 SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
     "happy_path": happy_path,
     "archived_after_lookback": archived_after_lookback,
@@ -250,6 +302,7 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
     "objection": objection,
     "reopen": reopen,
     "continue_as_new": continue_as_new,
+    "fanout_parent": fanout_parent,
 }
 
 

@@ -190,6 +190,7 @@ PAYLOAD: dict[Action, dict[str, Any]] = {
     Action.REOPEN: {"lookback_finding": LookbackFinding.REBOUND, "reason": "问题反弹"},
     Action.HELP_VISIT: {"reason": "现场帮扶"},
     Action.RECALCULATE_DEADLINE: {"reason": "节假日安排更新"},
+    Action.SPOT_CHECK: {"child_case_no": "X.1", "criteria": None},  # filled by `payload`
 }
 
 
@@ -198,7 +199,7 @@ def payload(action: Action) -> dict[str, Any]:
     from domain.enums import ReferralPath
 
     out = dict(PAYLOAD.get(action, {}))
-    if action is Action.VERIFY_PASS:
+    if action in (Action.VERIFY_PASS, Action.SPOT_CHECK):
         out["criteria"] = criteria()
     if action is Action.REFER_ACCOUNTABILITY:
         out["referral_path"] = ReferralPath.PERFORMANCE

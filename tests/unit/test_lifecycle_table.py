@@ -69,6 +69,16 @@ def _draft_referral(s: CaseState, now: datetime) -> CaseState:
                reason="虚假整改", report_ref="追责建议报告-2")
 
 
+def _spot_check_sampled(s: CaseState, now: datetime) -> CaseState:
+    """A fanned-out parent in city verification with child X.1 drawn for the provincial spot-check."""
+    from domain.fanout_types import ChildLink, FanoutState, SpotCheckSample
+
+    fo = FanoutState(children=[ChildLink(case_no="X.1", units=[RU.unit], stage=Stage.CLOSED, done=True)],
+                     samples=[SpotCheckSample(cycle=1, seed=1, rate=1.0, minimum=1, population=["X.1"],
+                                              sample=["X.1"], drawn_at=now)])
+    return s.model_copy(update={"fanout": fo})
+
+
 def _refer_and_accept(s: CaseState, now: datetime) -> CaseState:
     s = _refer(s, now)
     return act(s, Action.ACCEPT_REFERRAL, DISCIPLINE, now, referral_id=s.referrals[0].referral_id)
@@ -121,6 +131,7 @@ SCENARIOS: dict[Action, Scenario] = {
     Action.VERIFY_REFERRAL: Scenario(Stage.RECTIFYING, OFFICE, setup=_draft_referral),
     Action.HELP_VISIT: Scenario(Stage.RECTIFYING, ASSIST),
     Action.RECALCULATE_DEADLINE: Scenario(Stage.RECTIFYING, OFFICE),
+    Action.SPOT_CHECK: Scenario(Stage.VERIFICATION, OFFICE, setup=_spot_check_sampled),
 }
 
 

@@ -135,3 +135,11 @@ def test_completion_rate() -> None:
     assert rate(0, 0) is None
     assert rate(1, 3) == 33.3
     assert rate(3, 3) == 100.0
+
+
+def test_a_fanned_out_parent_is_not_counted_its_children_are() -> None:
+    from admin.statistics import counted
+
+    assert not counted({"case_no": "FB-02", "is_parent": True})
+    assert counted({"case_no": "FB-02.1", "is_parent": False, "parent_case_no": "FB-02"})
+    assert counted({"case_no": "FB-03"})  # a row without the marker (no fan-out) counts
