@@ -370,6 +370,7 @@ FIELD_LABELS_ZH = {
     "criteria": "验收标准 (closure criteria)",
     "amendment": "补正内容 (amendment)",
     "evidence": "佐证材料 (evidence references, one per line)",
+    "child_case_no": "抽查子案件 (spot-checked child case)",
 }
 
 

@@ -13,6 +13,8 @@ unscoped unnoticed. For every response the walk checks
 
 from __future__ import annotations
 
+import asyncio
+
 import io
 import re
 import uuid
@@ -30,6 +32,7 @@ from admin.users import get_user
 from admin.web.app import create_app
 from config import Settings
 from domain.dispatch import dispatch_access
+from domain.programme_scope import ProgrammeRead, programme_read
 from domain.visibility import CaseFacts, HomeUnits, Part, Reader, View, may_view, parts_for
 from tests.admin.conftest import Console, act_via_api, file_via_api, wait_projection
 from tests.admin.test_dispatch import NOW_PERIOD, seed_dispatch_report
@@ -67,7 +70,15 @@ async def seeded(console: Console) -> Seeded:
     s = Seeded(referred=f"S{tag}-A", petition=f"S{tag}-B", posting=f"S{tag}-C", other=f"S{tag}-D",
                contact=f"CONTACT{tag} 张三 13800000000 蓝山县某街道1号", referral_reason=f"REFREASON{tag} 县长张某某履职不力",
                own_objection=f"OBJMINE{tag} 河道仍有异味", other_objection=f"OBJOTHER{tag} 夜间仍在偷排")
-    a = console.case_record(s.referred)
+    # Issue 13: every seeded case is filed into one programme (the dispatch report's too), so the
+    # programme pages are walked over cases of every kind of visibility.
+    async with console.api("office") as http:
+        r = await http.post("/api/v1/programmes", json={
+            "programme_id": DISPATCH_PRG, "name": "读取范围测试整改方案", "inspection_round": "第二轮中央生态环境保护督察",
+            "locality": "xx市", "counties": ["蓝山县", "宁远县"], "feedback_date": "2026-07-01"})
+        assert r.status_code == 201, r.text
+    in_prg = {"programme_id": DISPATCH_PRG}
+    a = console.case_record(s.referred) | in_prg
     await file_via_api(console, a)
     await act_via_api(console, "office", s.referred, "TRANSFER")
     await act_via_api(console, "ru", s.referred, "ACKNOWLEDGE")
@@ -79,9 +90,9 @@ async def seeded(console: Console) -> Seeded:
     b = console.case_record(s.petition) | {
         "kind": "PETITION", "title": "群众举报某厂夜间偷排", "complaint": "某厂夜间偷排废水",
         "complainant_contact": s.contact, "responsible_units": [OTHER_RU.unit],
-        "lead_supervising_units": ["市林业局"]}
+        "lead_supervising_units": ["市林业局"]} | in_prg
     await file_via_api(console, b)
-    await file_via_api(console, console.case_record(s.posting))
+    await file_via_api(console, console.case_record(s.posting) | in_prg)
     await act_via_api(console, "office", s.posting, "TRANSFER")
     await act_via_api(console, "ru", s.posting, "ACKNOWLEDGE")
     await act_via_api(console, "ru", s.posting, "SUBMIT_COMPLETION", reason="整改完成")
@@ -89,12 +100,19 @@ async def seeded(console: Console) -> Seeded:
     await act_via_api(console, "citizen", s.posting, "OBJECT", reason=s.own_objection)
     await act_via_api(console, "citizen2", s.posting, "OBJECT", reason=s.other_objection)
     await file_via_api(console, console.case_record(s.other) | {"responsible_units": [OTHER_RU.unit],
-                                                                 "lead_supervising_units": ["市林业局"]})
+                                                                 "lead_supervising_units": ["市林业局"]} | in_prg)
     await wait_projection(console, s.referred, "RECTIFYING")
     await wait_projection(console, s.posting, "PUBLIC_POSTING")
     await wait_projection(console, s.other, "REGISTERED")
     assert RU.unit != OTHER_RU.unit and {LEAD.unit, LEAD2.unit}.isdisjoint({"市林业局"})
     await seed_dispatch_report(console, DISPATCH_PRG, s.cases)
+    async with console.api("office") as http:  # the programme counts its four cases
+        for _ in range(100):
+            await http.post(f"/api/v1/programmes/{DISPATCH_PRG}/refresh")
+            if await console.pool.fetchval("SELECT total_cases FROM programme_projection WHERE programme_id = $1",
+                                           DISPATCH_PRG) == 4:
+                break
+            await asyncio.sleep(0.3)
     return s
 
 
@@ -235,6 +253,21 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
         s, lambda n: Call("GET", f"/cases/{n}/evidence/{'0' * 64}", case_no=n, kind="act")),
     ("POST", "/cases/{case_no}/evidence"): lambda s: _case_calls(
         s, lambda n: Call("POST", f"/cases/{n}/evidence", data={}, case_no=n, kind="act")),
+    # Issue 13, programmes (domain/programme_scope.py): the whole programme for the office, the
+    # 督查室 and auditors; a unit's own cases and row; nothing (404/403) for anyone else. The
+    # actions are refused for every role (a second SUBMIT_PLAN-less report without reference).
+    ("GET", "/programmes"): lambda s: [Call("GET", "/programmes", kind="programme_list")],
+    ("GET", "/programmes/{programme_id}"): lambda s: [Call("GET", f"/programmes/{DISPATCH_PRG}", kind="programme")],
+    ("GET", "/api/v1/programmes"): lambda s: [Call("GET", "/api/v1/programmes", api=True, kind="programme_list")],
+    ("GET", "/api/v1/programmes/{programme_id}"): lambda s: [
+        Call("GET", f"/api/v1/programmes/{DISPATCH_PRG}", api=True, kind="programme")],
+    ("POST", "/api/v1/programmes"): lambda s: [Call("POST", "/api/v1/programmes", api=True, json={})],
+    ("POST", "/api/v1/programmes/{programme_id}/actions/{action}"): lambda s: [
+        Call("POST", f"/api/v1/programmes/{DISPATCH_PRG}/actions/SUBMIT_REPORT", api=True, json={})],
+    ("POST", "/api/v1/programmes/{programme_id}/refresh"): lambda s: [
+        Call("POST", f"/api/v1/programmes/{DISPATCH_PRG}/refresh", api=True)],
+    ("POST", "/programmes/{programme_id}/act/{action}"): lambda s: [
+        Call("POST", f"/programmes/{DISPATCH_PRG}/act/SUBMIT_REPORT", data={})],
     # Issue 13, monthly dispatch over the seeded cases: every unit's rows for the office, the 督查室
     # and auditors; a responsible unit its own rows; 403 for every other role. Bad input for writes.
     ("GET", "/programmes/{programme_id:path}/dispatch"): lambda s: [
@@ -343,6 +376,17 @@ def check(cl: Client, call: Call, resp: httpx.Response, s: Seeded) -> None:
         assert (resp.status_code == 200) is ok, where
         if not may_view(cl.reader, View.AUDIT, HOME):
             assert resp.status_code == 403, where
+    if kind in ("programme", "programme_list"):
+        read, _scopes = programme_read(cl.reader, HOME)
+        sees_a_case = any(parts(no) for no in s.cases)
+        if read is None:
+            assert resp.status_code == (403 if kind == "programme_list" else 404), where
+        elif kind == "programme" and read is ProgrammeRead.OWN and not sees_a_case:
+            assert resp.status_code == 404, where  # none of its cases is in this programme
+        else:
+            assert resp.status_code == 200, where
+            if kind == "programme" and read is ProgrammeRead.OWN:
+                assert "ledger" not in (resp.json() if call.api else {}), where
     if kind == "dispatch":
         assert resp.status_code == (403 if dispatch_access(cl.reader, HOME).denied else 200), where
     if kind in ("view", "list"):
