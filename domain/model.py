@@ -26,6 +26,7 @@ from domain.enums import (
     Rung,
     Stage,
 )
+from domain.followup_model import FollowUpState
 from domain.policy import LadderRungSpec, Policy
 from domain.text import MAX_ITEMS, Line, LongText, Name, Names, Reason, Ref, Refs, Title
 
@@ -408,6 +409,9 @@ class CaseState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     recent_request_ids: list[str] = Field(default_factory=list)
     runs: int = 1  # workflow runs so far (continue-as-new count + 1)
+    # Issue 13: milestone and monthly-report timers (domain/followup.py); None: a run that
+    # predates them (kept so that its history replays).
+    followup: FollowUpState | None = None
 
     @property
     def case_no(self) -> str:

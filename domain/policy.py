@@ -20,6 +20,7 @@ from domain.enums import (
     RungMode,
     Stage,
 )
+from domain.followup_model import FollowUpPolicy
 
 
 class StageLimit(BaseModel):
@@ -257,6 +258,9 @@ class Policy(BaseModel):
     # (domain.screening; INFERRED limits).
     max_open_objections_per_person: int = Field(default=1, ge=1)
     max_objections_per_person_per_day: int = Field(default=3, ge=1)
+    # Issue 13: measure milestones and the monthly progress report as timers (INFERRED values;
+    # domain/followup_model.py).
+    followup: FollowUpPolicy = Field(default_factory=FollowUpPolicy)
 
     @model_validator(mode="after")
     def _ceilings_known(self) -> Policy:
