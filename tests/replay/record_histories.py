@@ -62,7 +62,7 @@ async def happy_path(env: WorkflowEnvironment, c: CaseDriver) -> None:
     await c.file()
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
-    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1)
+    await c.complete_measures()
     await _posting(env, c)
     await c.do(Action.APPLY_CLOSURE, RU)
     await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
