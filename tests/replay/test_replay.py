@@ -40,3 +40,5 @@ def test_the_recorded_scenarios_are_all_present() -> None:
     assert {"happy_path", "escalation_to_last_rung", "objection", "reopen", "continue_as_new",
             "archived_after_lookback", "escalation_proposal_confirmed", "escalation_proposal_dismissed",
             "escalation_de_escalated"} <= stems
+    # issue 13 (milestones): follow-up timers
+    assert {"milestones_missed_escalated", "milestones_verify_refused", "milestones_report_escalated"} <= stems
