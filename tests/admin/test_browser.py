@@ -204,6 +204,8 @@ async def test_a_sample_case_goes_from_transfer_to_closure_through_the_console(
     await expect(ru.locator("[data-testid=monthly-report]")).to_contain_text("this month's report is in")
     await act(ru, "COMPLETE_MEASURE", {"reason": "第二项措施完成", "evidence": "doc:生态修复验收"})
     await expect(ru.locator("[data-testid=measure-2]")).to_contain_text("已完成 done")
+    await expect(ru.locator("[data-testid=milestone-M3\\.1]")).to_contain_text("2022-12-31")  # FB-14's dated milestone
+    await act(ru, "COMPLETE_MEASURE", {"reason": "第三项措施完成", "evidence": "doc:历史遗留项目验收"})
     await shot(ru, "case-measures-done")
     await act(ru, "SUBMIT_COMPLETION", {"reason": "整改完成,申请初审"})
     await expect(ru.locator("[data-testid=stage-en]")).to_have_text("PRELIM_REVIEW")
