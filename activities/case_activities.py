@@ -28,6 +28,8 @@ from domain.blocking import clean_message
 from domain.calendar import WorkingCalendar
 from domain.deadlines import compute_deadline
 from domain.fanout_types import CountyList
+from domain.followup import compute_schedule
+from domain.followup_model import ScheduleRequest, ScheduleResult
 from domain.model import ComputedDeadline, DeadlineRequest
 from domain.policy import Policy
 from workflows.contracts import CaseBlockRecord, CountiesRequest, PolicyRequest, RecordInput, case_workflow_id
@@ -91,6 +93,13 @@ ON CONFLICT (case_no) DO UPDATE SET
 WHERE p.last_seq <= EXCLUDED.last_seq
 """
 
+# Issue 13 (migration 012): the follow-up columns, beside the upsert above (same transaction).
+_UPDATE_FOLLOWUP = """
+UPDATE case_projection SET report_due_date = $2, report_period = $3, report_last_period = $4,
+    report_last_at = $5, measures_open = $6, milestone_next_due = $7, milestones_overdue = $8
+WHERE case_no = $1 AND last_seq = $9
+"""
+
 _INSERT_OUTBOX = """
 INSERT INTO outbox (notice_key, case_no, seq, recipient_unit, recipient_role, subject, body)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -147,6 +156,12 @@ class CaseActivities:
         """A due date in Chinese working or calendar days, with its explanation."""
         return compute_deadline(req, self.calendar(), computed_at=datetime.now(UTC))
 
+    @activity.defn(name="compute_followup_schedule")
+    @classified
+    async def compute_followup_schedule(self, req: ScheduleRequest) -> ScheduleResult:
+        """Dates of milestone and monthly-report timers (reminder, due date, rungs), issue 13."""
+        return compute_schedule(req, self.calendar())
+
     @activity.defn(name="record_case_events")
     @classified
     async def record_case_events(self, inp: RecordInput) -> int:
@@ -187,6 +202,11 @@ class CaseActivities:
                 p.filing.model_dump_json() if p.filing else None,
                 json.dumps(p.detail, ensure_ascii=False, default=str),
             )
+            if fu := p.followup:
+                await conn.execute(
+                    _UPDATE_FOLLOWUP, p.case_no, fu.report_due_date, fu.report_period, fu.report_last_period,
+                    fu.report_last_at, fu.measures_open, fu.milestone_next_due, fu.milestones_overdue, p.last_seq,
+                )
             if inp.notices:
                 await conn.executemany(
                     _INSERT_OUTBOX,
@@ -235,6 +255,6 @@ class CaseActivities:
         log.info("case_unblocked", case_no=inp.case_no, by=u.actor.user_id, mode=u.mode.value)
 
     def all(self) -> list:
-        return [self.load_policy, self.compute_deadline, self.record_case_events,
+        return [self.load_policy, self.compute_deadline, self.compute_followup_schedule, self.record_case_events,
                 self.record_case_block, self.resolve_case_block,
                 self.load_counties]  # issue 13 (county fan-out)

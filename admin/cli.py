@@ -209,7 +209,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                          f"by {p['proposed_by']}) {p['reason']}")
     lines.append("measures:")
     done = set(body.get("measures_done") or [])
-    for m in f.get("measures") or []:
+    if body.get("measures"):  # issue 13: with milestones, evidence and the monthly report
+        from admin.cli_followup import _measures_text
+
+        lines += ["  " + x for x in _measures_text(body).splitlines()]
+    for m in [] if body.get("measures") else f.get("measures") or []:
         lines.append(f"  {m['seq']}. {'[done] ' if m['seq'] in done else ''}{m['text'][:70]}")
     lines.append("actions you may take now:")
     for a in body["allowed_actions"]:
@@ -543,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_programme  # issue 13: casectl programme …
 
     cli_programme.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_followup  # issue 13: measures, milestones, monthly report
+
+    cli_followup.configure(sub, [common, net], sys.modules[__name__])
     if audit_cli is not None:
         audit_cli.configure(sub.add_parser("audit", help="audit the ledger and workflow histories"))
     return p

@@ -42,8 +42,10 @@ from domain.enums import (
     event_label_zh,
 )
 from domain.lifecycle import ACTIVE_STAGES, stages_waiting_on
+from domain.milestones import measures_view
 from domain.model import CaseState, ExtensionRequest, PostingState, Referral
 from domain.statistics import LIGHT_LABELS_ZH, LightRule, light_for
+from domain.reporting import status as report_status
 from domain.visibility import (
     FILING_FIELDS,
     ROW_FIELDS,
@@ -108,6 +110,9 @@ class LiveView:
     verifications: list[Any] = field(default_factory=list)
     finding: Any = None
     reply: str = ""
+    # issue 13: measures with their milestones, status and evidence; the monthly report's status
+    measures: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def _active() -> list[str]:
@@ -423,6 +428,9 @@ class ReadModel:
             v.verifications = list(state.verifications)
             v.finding = state.finding
             v.reply = state.reply
+            if state.followup is not None:
+                v.measures = measures_view(state)
+                v.report = report_status(state, datetime.now(UTC))
         if Part.POSTING in parts and state.posting is not None:
             objs = objections_view([o.model_dump() for o in state.posting.objections], reader, parts)
             keep = {o["objection_id"] for o in objs}
@@ -499,6 +507,8 @@ class ReadModel:
         out["live"] = live is not None
         if live is not None:
             out["measures_done"] = live.measures_done
+            out["measures"] = live.measures
+            out["monthly_report"] = live.report
             out["referrals"] = [r.model_dump(mode="json") for r in live.referrals]
             out["escalation_proposals"] = [p.model_dump(mode="json") for p in live.proposals]
             out["posting"] = live.posting.model_dump(mode="json") if live.posting else None

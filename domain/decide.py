@@ -15,6 +15,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from domain import closure_levels as levels
 from domain import escalation as esc
+from domain import followup as fu
+from domain import milestones as ms
+from domain import reporting as rp
 from domain.calendar import local_date
 from domain.deadlines import long_term_after_closure, validate_spec
 from domain.enums import (
@@ -63,6 +66,7 @@ from domain.model import (
     TimelineEntry,
     VerificationRecord,
 )
+from domain.followup_model import FollowUpProjection
 from domain.policy import Policy, StageLimit
 from domain.visibility import notice_may_carry_reason
 
@@ -280,6 +284,7 @@ def new_case(filing: CaseFiling, policy: Policy, now: datetime, actor: Actor) ->
     check_filing(filing, policy)
     state = CaseState(filing=filing, stage_entered_at=now, filed_at=now, policy=policy)
     state.escalation.rules = esc.RULES
+    fu.adopt(state, True, now)  # issue 13: the workflow drops it again on an unpatched run
     b = _Builder(state, now)
     b.record(
         "FILED",
@@ -446,6 +451,7 @@ def validate(state: CaseState, req: ActionRequest, now: datetime) -> Rule:
     _need(req, rule)
     check_preconditions(state, rule, req.objection_id)
     _check_payload(state, req, now)
+    ms.check_action(state, req)  # issue 13: evidence of a measure, measures done before 验收
     return rule
 
 
@@ -458,7 +464,8 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
             seqs = {m.seq for m in state.filing.measures}
             if req.measure_seq not in seqs:
                 raise MissingInputError(f"case {state.case_no} has no measure {req.measure_seq}")
-            if req.measure_seq in state.measures_done:
+            if req.measure_seq in state.measures_done and (state.followup is None or ms.already_done(
+                    state, req.measure_seq)):
                 raise InvalidTransitionError(f"measure {req.measure_seq} is already done")
         case Action.VERIFY_PASS:
             assert req.criteria is not None
@@ -591,10 +598,13 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
             _enter(b, to)
             transition(to, finding=req.finding)
         case Action.REPORT_PROGRESS | Action.HELP_VISIT:
-            b.record(a.value, actor, evidence=req.evidence, **common)
+            more = rp.on_report(b, req) if a is Action.REPORT_PROGRESS else {}
+            b.record(a.value, actor, evidence=req.evidence, **more, **common)
         case Action.COMPLETE_MEASURE:
-            s.measures_done.append(req.measure_seq)  # type: ignore[arg-type]
-            b.record(a.value, actor, measure_seq=req.measure_seq, evidence=req.evidence, **common)
+            if req.measure_seq not in s.measures_done:
+                s.measures_done.append(req.measure_seq)  # type: ignore[arg-type]
+            more = ms.on_measure_done(b, req)
+            b.record(a.value, actor, measure_seq=req.measure_seq, evidence=req.evidence, **more, **common)
         case Action.SUBMIT_COMPLETION:
             simple = s.filing.kind is CaseKind.PETITION and s.policy.petition_closure is PetitionClosure.SIMPLE
             to = Stage.REPLY if simple else Stage.PRELIM_REVIEW
@@ -785,6 +795,7 @@ def next_wakeup(state: CaseState) -> datetime | None:
                 candidates.append(r.fire_at)
         elif not s.overdue_reminded:
             candidates.append(s.deadline.due_at)
+    candidates += fu.wakeups(s)  # issue 13: milestones, monthly report
     return min(candidates) if candidates else None
 
 
@@ -802,6 +813,8 @@ def on_wakeup(state: CaseState, now: datetime) -> Decision | None:
                  reason="look-back window over (回头看期满)")
         b.finished = True
         return b.decision()
+    if s.suspension is None and fu.on_wakeup(b):  # issue 13; the stage's own timers on the next wake
+        return b.decision()
     if s.posting is not None and s.posting.ends_at is not None and s.posting.ends_at <= now:
         before = s.stage
         _enter(b, Stage.CLOSURE_APPLICATION)
@@ -815,6 +828,13 @@ def on_wakeup(state: CaseState, now: datetime) -> Decision | None:
                      notify=_overdue_roles(s.stage), due_date=s.deadline.due_date.isoformat())
         return b.decision()
     esc.climb(b)
+    return b.decision()
+
+
+def apply_followup_schedule(state: CaseState, result: Any, now: datetime) -> Decision:
+    """Record follow-up timers dated by the calendar activity (issue 13, domain/followup.py)."""
+    b = _Builder(state, now)
+    fu.apply_schedule(b, result)
     return b.decision()
 
 
@@ -854,6 +874,8 @@ class CaseProjection(BaseModel):
     policy_version: str
     filing: CaseFiling | None  # only when it changed (FILED, AMEND): keeps history small
     detail: dict[str, Any]
+    # Issue 13 (migration 012): follow-up timers; empty for runs without them.
+    followup: FollowUpProjection | None = None
 
 
 FILING_EVENTS = frozenset({"FILED", Action.AMEND.value})
@@ -895,4 +917,5 @@ def projection(state: CaseState, with_filing: bool = True) -> CaseProjection:
                 "fanout",  # issue 13: a fanned-out item's children and spot-check samples
             },
         ),
+        followup=fu.projection_fields(s, s.timeline[-1].at if s.timeline else s.filed_at),
     )

@@ -264,6 +264,12 @@ ACTION_LABELS_ZH: dict[Action, str] = {
 EVENT_LABELS_ZH: dict[str, str] = {
     "FILED": "立案",
     "DEADLINE_SET": "期限设定",
+    # issue 13, follow-up timers (domain/followup.py)
+    "FOLLOWUP_SCHEDULED": "节点与月报计时",
+    "MILESTONE_REMINDER": "措施节点到期提醒",
+    "MILESTONE_ESCALATED": "措施节点逾期督办",
+    "REPORT_REMINDER": "月度调度报告提醒",
+    "REPORT_ESCALATED": "月度调度报告逾期督办",
     "ESCALATED": "逾期督办",
     "OVERDUE_REMINDER": "逾期提醒",
     "POSTING_ENDED": "公示期满",

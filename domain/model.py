@@ -27,6 +27,7 @@ from domain.enums import (
     Stage,
 )
 from domain.fanout_types import FanoutState
+from domain.followup_model import FollowUpState
 from domain.policy import LadderRungSpec, Policy
 from domain.text import MAX_ITEMS, Line, LongText, Name, Names, Reason, Ref, Refs, Title
 
@@ -416,6 +417,9 @@ class CaseState(BaseModel):
     recent_request_ids: list[str] = Field(default_factory=list)
     runs: int = 1  # workflow runs so far (continue-as-new count + 1)
     fanout: FanoutState | None = None  # a fanned-out item's children (domain/fanout.py)
+    # Issue 13: milestone and monthly-report timers (domain/followup.py); None: a run that
+    # predates them (kept so that its history replays).
+    followup: FollowUpState | None = None
 
     @property
     def case_no(self) -> str:

@@ -21,6 +21,7 @@ from domain.enums import (
     Stage,
 )
 from domain.fanout_types import FanoutPolicy
+from domain.followup_model import FollowUpPolicy
 
 
 class StageLimit(BaseModel):
@@ -260,6 +261,9 @@ class Policy(BaseModel):
     max_objections_per_person_per_day: int = Field(default=3, ge=1)
     # County fan-out and multi-level closure (issue 13, domain/fanout.py, domain/closure_levels.py).
     fanout: FanoutPolicy = Field(default_factory=FanoutPolicy)
+    # Issue 13: measure milestones and the monthly progress report as timers (INFERRED values;
+    # domain/followup_model.py).
+    followup: FollowUpPolicy = Field(default_factory=FollowUpPolicy)
 
     @model_validator(mode="after")
     def _ceilings_known(self) -> Policy:

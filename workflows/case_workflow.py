@@ -20,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from domain import decide as d
     from domain import escalation as esc
     from domain import fanout
+    from domain import followup as fu
+    from domain.followup_model import ScheduleResult
     from domain.blocking import (
         BlockedStep,
         CaseBlockedError,
@@ -83,6 +85,9 @@ ESCALATION_RULES_PATCH = "escalation-rules-2"
 # Issue 13: the TRANSFER of an item that fans out (domain/fanout.py) loads the county list, splits
 # the item and starts its child cases. Runs begun earlier transfer such an item as one case.
 FANOUT_PATCH = "fanout-v1"
+# Issue 13: measure milestones and the monthly progress report as timers (domain/followup.py).
+# Runs begun before keep no follow-up state until they continue-as-new.
+FOLLOWUP_PATCH = "milestones-timers-1"
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -107,6 +112,7 @@ class CaseWorkflow:
         self._held: d.Decision | None = None  # the decision a blocked case could not record
         self._unblock: UnblockRequest | None = None
         self._blocks = 0
+        self._followup = False  # set by run() from workflow.patched(FOLLOWUP_PATCH)
         if inp.state is None and inp.policy is not None:
             # With the policy in the input the case exists from the first instant,
             # so an action sent right after the start is validated, not bounced.
@@ -122,8 +128,10 @@ class CaseWorkflow:
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
         self._esc_rules = workflow.patched(ESCALATION_RULES_PATCH)
+        self._followup = workflow.patched(FOLLOWUP_PATCH)
         if self._state is not None:
             esc.adopt_rules(self._state, self._esc_rules)
+            fu.adopt(self._state, self._followup, workflow.now())
         if not self._filed:
             if self._filing is None:
                 policy = await workflow.execute_activity(
@@ -135,6 +143,7 @@ class CaseWorkflow:
                 )
                 self._filing = _new_case(inp.filing, policy, inp.filed_by)
                 esc.adopt_rules(self._filing.state, self._esc_rules)
+                fu.adopt(self._filing.state, self._followup, workflow.now())
             async with self._lock:
                 await self._perform_or_block(self._filing, origin="FILING")
             await self._settle_block()
@@ -160,6 +169,10 @@ class CaseWorkflow:
                 workflow.continue_as_new(
                     CaseWorkflowInput(filing=state.filing, filed_by=inp.filed_by, state=state)
                 )
+            if self._followup and fu.schedule_request(state, workflow.now()) is not None:
+                async with self._lock:  # timers wanted but not dated yet (e.g. after continue-as-new)
+                    await self._perform_or_block(d.Decision(state=self._require_state()), origin="FOLLOWUP")
+                continue
             await self._wait_for_clock_or_action()
             if self._blocked is not None:
                 continue
@@ -285,6 +298,18 @@ class CaseWorkflow:
             self._state = applied.state
             entries += applied.entries
             notices = d.attach_deadline(notices, computed) + applied.notices
+        if self._followup and (fu_req := fu.schedule_request(self._state, workflow.now())) is not None:
+            dated = await workflow.execute_activity(
+                "compute_followup_schedule",
+                fu_req,
+                result_type=ScheduleResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+            timed = d.apply_followup_schedule(self._state, dated, workflow.now())
+            self._state = timed.state
+            entries += timed.entries
+            notices += timed.notices
         # Not during replay (the SDK's default); ops.context puts case_no/workflow_id/run_id on it.
         workflow.logger.debug("case_events_decided")
         if entries:

@@ -66,6 +66,7 @@ from domain.enums import (
 )
 from domain.errors import InvalidFilingError
 from domain.intake import filing_from_record
+from domain.milestones import MILESTONE_STATUS_ZH
 from domain.model import CRITERIA_LABELS_ZH, criterion_required
 from domain.visibility import HomeUnits
 from ops.health import add_console_routes, console_probes
@@ -96,6 +97,7 @@ def _templates() -> Jinja2Templates:
         LOOKBACKS=list(LookbackFinding), LOOKBACK_ZH=LOOKBACK_LABELS_ZH, form_fields=form_fields,
         Role=Role, Stage=Stage, CRITERIA_ZH=CRITERIA_LABELS_ZH, criterion_required=criterion_required,
     )
+    t.env.globals["MILESTONE_STATUS_ZH"] = MILESTONE_STATUS_ZH  # issue 13 (milestones)
     # Instants are shown in Beijing time (Asia/Shanghai), like the due dates.
     t.env.filters["dt"] = lambda v: "" if v is None else (
         v.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else str(v))

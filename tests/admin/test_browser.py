@@ -194,7 +194,19 @@ async def test_a_sample_case_goes_from_transfer_to_closure_through_the_console(
     await expect(ru.locator("[data-testid=stage-en]")).to_have_text("RECTIFYING")
     await expect(ru.locator("[data-testid=deadline-explanation]")).to_contain_text("chinese-calendar")
     await shot(ru, "case-deadline-explained")
+    # Issue 13: a measure is done only with its evidence; the page shows measures, milestones, the monthly report.
     await act(ru, "COMPLETE_MEASURE", {"reason": "第一项措施完成"})
+    await expect(ru.locator("[data-testid=flash-error]")).to_contain_text("needs evidence")
+    await act(ru, "COMPLETE_MEASURE", {"reason": "第一项措施完成", "evidence": "doc:渗滤液设施竣工验收"})
+    await expect(ru.locator("[data-testid=measure-1]")).to_contain_text("doc:渗滤液设施竣工验收")
+    await expect(ru.locator("[data-testid=monthly-report]")).to_contain_text("月度调度报告")
+    await act(ru, "REPORT_PROGRESS", {"reason": "本月完成渗滤液设施建设"})
+    await expect(ru.locator("[data-testid=monthly-report]")).to_contain_text("this month's report is in")
+    await act(ru, "COMPLETE_MEASURE", {"reason": "第二项措施完成", "evidence": "doc:生态修复验收"})
+    await expect(ru.locator("[data-testid=measure-2]")).to_contain_text("已完成 done")
+    await expect(ru.locator("[data-testid=milestone-M3\\.1]")).to_contain_text("2022-12-31")  # FB-14's dated milestone
+    await act(ru, "COMPLETE_MEASURE", {"reason": "第三项措施完成", "evidence": "doc:历史遗留项目验收"})
+    await shot(ru, "case-measures-done")
     await act(ru, "SUBMIT_COMPLETION", {"reason": "整改完成,申请初审"})
     await expect(ru.locator("[data-testid=stage-en]")).to_have_text("PRELIM_REVIEW")
 

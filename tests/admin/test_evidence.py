@@ -61,6 +61,8 @@ async def to_verification(c: Console, case_no: str) -> None:
     """File → transfer → acknowledge → submit → prelim pass → (posting skipped) → apply closure."""
     await act_via_api(c, "office", case_no, "TRANSFER")
     await act_via_api(c, "ru", case_no, "ACKNOWLEDGE")
+    for seq in (1, 2):  # 验收 needs every measure done with its evidence (issue 13)
+        await act_via_api(c, "ru", case_no, "COMPLETE_MEASURE", measure_seq=seq, evidence=[f"doc:measure-{seq}"])
     await act_via_api(c, "ru", case_no, "SUBMIT_COMPLETION", reason="整改完成")
     await act_via_api(c, "lead", case_no, "PRELIM_PASS")
     await c.env.fast_forward(c.env.client.get_workflow_handle(f"case-{case_no}"), timedelta(days=8))

@@ -68,7 +68,7 @@ async def _close_case(env: WorkflowEnvironment, c: CaseDriver) -> None:
     await c.file()
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
-    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1)
+    await c.complete_measures()
     await c.do(Action.SUBMIT_COMPLETION, RU, reason="整改措施已全部完成")
     await c.do(Action.PRELIM_PASS, LEAD)
     handle = c.client.get_workflow_handle(case_workflow_id(c.case_no))

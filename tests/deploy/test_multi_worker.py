@@ -96,6 +96,7 @@ async def _identities(driver: CaseDriver) -> set[str]:
 
 
 async def _drive_to_closed(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    await c.complete_measures()  # 验收 needs every measure done (issue 13)
     await c.do(Action.SUBMIT_COMPLETION, RU)
     await c.do(Action.PRELIM_PASS, LEAD)
     await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=8))

@@ -181,6 +181,8 @@ def draw_fields(draw, state: CaseState, action: Action, today: date) -> dict[str
             out["referral_path"] = draw(st.sampled_from(list(ReferralPath)))
         case Action.COMPLETE_MEASURE:
             out["measure_seq"] = draw(st.integers(0, 3))
+            if draw(st.integers(0, 4)) > 0:  # a measure is done only with its evidence (issue 13)
+                out["evidence"] = ["doc:measure-report"]
         case Action.RECORD_FINDING:
             out["finding"] = draw(st.sampled_from(list(Finding)))
         case Action.DISMISS_OBJECTION | Action.UPHOLD_OBJECTION:

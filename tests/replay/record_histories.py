@@ -23,7 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.migrate import migrate
 from domain.calendar import local_date
-from domain.enums import Action, LookbackFinding, Rung
+from domain.enums import Action, DeadlineKind, LookbackFinding, Rung
+from domain.followup_model import TimerKind
+from domain.model import DeadlineSpec, Measure, Milestone
 from domain.policy import Policy
 from domain.programme import ProgrammeAction, ProgrammePolicy
 from embedded import EmbeddedPostgres, find_free_port
@@ -40,6 +42,7 @@ from tests.harness import (
     start_dev_env,
 )
 from tests.programme_harness import ProgrammeDriver, make_spec
+from workflows.client import ActionRefusedError
 from workflows.contracts import case_workflow_id
 from workflows.programme_client import refresh_programme
 
@@ -65,7 +68,7 @@ async def happy_path(env: WorkflowEnvironment, c: CaseDriver) -> None:
     await c.file()
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
-    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1)
+    await c.complete_measures()
     await _posting(env, c)
     await c.do(Action.APPLY_CLOSURE, RU)
     await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
@@ -290,6 +293,59 @@ async def fanout_parent(env: WorkflowEnvironment, c: CaseDriver) -> None:
     hist = await c.client.get_workflow_handle(case_workflow_id(kids[1].case_no)).fetch_history()
     (OUT / "fanout_child.json").write_text(hist.to_json())
     print(f"fanout_child: {len(hist.events)} events")
+async def _event(c: CaseDriver, event: str) -> None:
+    for _ in range(200):
+        if any(t.event == event for t in (await c.state()).timeline):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{c.case_no}: {event} never recorded")
+
+
+async def milestones_missed_escalated(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 13: a milestone reminded, missed and escalated; a done measure stops its milestone."""
+    today = local_date(datetime.now(UTC))
+    c.filing = c.filing.model_copy(update={"measures": [
+        Measure(seq=1, text="建设渗滤液收集处理设施", milestones=[Milestone(due_date=today + timedelta(days=10))]),
+        Measure(seq=2, text="开展生态修复", milestones=[Milestone(due_date=today + timedelta(days=30))]),
+    ]})
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=2, evidence=["doc:复绿验收报告"])
+    await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=20))
+    await _event(c, "MILESTONE_ESCALATED")
+    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1, evidence=["doc:设施竣工验收"])
+
+
+async def milestones_verify_refused(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 13: 验收 refused while measure 2 is open (nothing recorded), failed, then the measure done."""
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1, evidence=["doc:设施竣工验收"])
+    await _posting(env, c)
+    await c.do(Action.APPLY_CLOSURE, RU)
+    try:
+        await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+    except ActionRefusedError as e:
+        assert "开展生态修复" in e.message
+    else:
+        raise RuntimeError("VERIFY_PASS with an open measure was accepted")
+    await c.do(Action.VERIFY_FAIL, LEAD, reason="措施2未落实")
+    await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=2, evidence=["doc:生态修复验收"])
+
+
+async def milestones_report_escalated(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 13: a 持续推进 case's missing monthly report reminded, then escalated, then reported."""
+    c.filing = c.filing.model_copy(update={"deadline": DeadlineSpec(kind=DeadlineKind.ONGOING, raw_zh="持续推进")})
+    await c.file()
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    timer = next(t for t in (await c.state()).followup.timers if t.kind is TimerKind.REPORT)
+    days = (timer.due_date - local_date(datetime.now(UTC))).days + 10
+    await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=days))
+    await _event(c, "REPORT_ESCALATED")
+    await c.do(Action.REPORT_PROGRESS, RU, reason="本月完成排查整改")
 
 
 SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
@@ -303,6 +359,9 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
     "reopen": reopen,
     "continue_as_new": continue_as_new,
     "fanout_parent": fanout_parent,
+    "milestones_missed_escalated": milestones_missed_escalated,
+    "milestones_verify_refused": milestones_verify_refused,
+    "milestones_report_escalated": milestones_report_escalated,
 }
 
 

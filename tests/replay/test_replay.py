@@ -43,3 +43,5 @@ def test_the_recorded_scenarios_are_all_present() -> None:
     # last case, continued as new
     assert {"programme_report_escalated", "programme_reported_in_time", "programme_completed",
             "programme_continue_as_new"} <= stems
+    # issue 13 (milestones): follow-up timers
+    assert {"milestones_missed_escalated", "milestones_verify_refused", "milestones_report_escalated"} <= stems

@@ -169,7 +169,7 @@ def wake(state: CaseState, now: datetime) -> CaseState:
 PAYLOAD: dict[Action, dict[str, Any]] = {
     Action.RECORD_FINDING: {"finding": Finding.SUBSTANTIATED, "reason": "属实"},
     Action.REPORT_PROGRESS: {"reason": "本月进展"},
-    Action.COMPLETE_MEASURE: {"measure_seq": 1},
+    Action.COMPLETE_MEASURE: {"measure_seq": 1, "evidence": ["doc:措施1完成报告"]},
     Action.PRELIM_REJECT: {"reason": "证据不足"},
     Action.OBJECT: {"reason": "仍有异味"},
     Action.UPHOLD_OBJECTION: {"reason": "异议成立"},
@@ -239,7 +239,7 @@ def _step(state: CaseState, now: datetime) -> tuple[CaseState, datetime]:
         case Stage.INVESTIGATING:
             return act(state, Action.RECORD_FINDING, RU, now, **payload(Action.RECORD_FINDING)), now
         case Stage.RECTIFYING:
-            return act(state, Action.SUBMIT_COMPLETION, RU, now), now
+            return act(complete_measures(state, now), Action.SUBMIT_COMPLETION, RU, now), now
         case Stage.PRELIM_REVIEW:
             return act(state, Action.PRELIM_PASS, LEAD, now), now
         case Stage.PUBLIC_POSTING:
@@ -260,6 +260,15 @@ def _step(state: CaseState, now: datetime) -> tuple[CaseState, datetime]:
             assert state.archive_at is not None
             return wake(state, state.archive_at), state.archive_at
     raise AssertionError(f"no forward step from {state.stage} for {kind}")
+
+
+def complete_measures(state: CaseState, now: datetime) -> CaseState:
+    """Mark every open measure done with an evidence reference (验收 needs them, issue 13)."""
+    from domain.milestones import open_measures
+
+    for m in open_measures(state):
+        state = act(state, Action.COMPLETE_MEASURE, RU, now, measure_seq=m.seq, evidence=[f"doc:措施{m.seq}佐证"])
+    return state
 
 
 def drive_to(

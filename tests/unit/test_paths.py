@@ -30,6 +30,7 @@ from tests.unit.factories import (
     RU,
     RU2,
     act,
+    complete_measures,
     calendar,
     criteria,
     drive_to,
@@ -56,6 +57,7 @@ def test_feedback_problem_walks_from_registration_to_closure():
     assert s.stage is Stage.RECTIFYING
     assert s.deadline is not None and s.deadline.due_date == PLAN_DUE
 
+    s = complete_measures(s, NOW)  # 验收 needs every measure done with evidence (issue 13)
     s = act(s, Action.SUBMIT_COMPLETION, RU)
     assert s.stage is Stage.PRELIM_REVIEW
 
@@ -93,6 +95,7 @@ def test_feedback_problem_ledger_records_every_step_in_sequence():
         "FILED",
         "TRANSFER", "DEADLINE_SET",
         "ACKNOWLEDGE", "DEADLINE_SET",
+        *["COMPLETE_MEASURE"] * len(s.filing.measures),  # 验收 needs every measure done (issue 13)
         "SUBMIT_COMPLETION", "DEADLINE_SET",
         "PRELIM_PASS", "DEADLINE_SET",
         "POSTING_ENDED", "DEADLINE_SET",

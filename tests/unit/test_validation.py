@@ -251,10 +251,10 @@ def test_complete_measure_of_an_unknown_measure_is_refused():
 def test_completing_a_measure_twice_is_refused():
     """A measure is completed once."""
     s, now = state_in(Stage.RECTIFYING)
-    s = act(s, Action.COMPLETE_MEASURE, RU, now, measure_seq=2)
+    s = act(s, Action.COMPLETE_MEASURE, RU, now, measure_seq=2, evidence=["doc:1"])
 
     with pytest.raises(InvalidTransitionError, match="already done"):
-        decide(s, request(Action.COMPLETE_MEASURE, RU, measure_seq=2), now)
+        decide(s, request(Action.COMPLETE_MEASURE, RU, measure_seq=2, evidence=["doc:1"]), now)
     assert s.measures_done == [2]
 
 
@@ -496,7 +496,7 @@ def test_measure_amendment_keeps_measures_addressable():
     s = act(s, Action.AMEND, OFFICE, amendment=CaseAmendment(measures=[Measure(seq=7, text="新措施")]))
     s = act(act(s, Action.TRANSFER, OFFICE), Action.ACKNOWLEDGE, RU)
 
-    after = act(s, Action.COMPLETE_MEASURE, RU, measure_seq=7)
+    after = act(s, Action.COMPLETE_MEASURE, RU, measure_seq=7, evidence=["doc:验收材料"])
 
     assert after.measures_done == [7]
 

@@ -66,6 +66,7 @@ async def open_case(
 
 async def through_posting(env: WorkflowEnvironment, c: CaseDriver) -> None:
     """From RECTIFYING through 初审 and an unopposed 公示 to CLOSURE_APPLICATION."""
+    await c.complete_measures()  # 验收 needs every measure done with evidence (issue 13)
     await c.do(Action.SUBMIT_COMPLETION, RU, evidence=["doc:completion-report"])
     await c.do(Action.PRELIM_PASS, LEAD2)  # any lead supervising unit may do 初审
     assert await c.stage() is Stage.PUBLIC_POSTING
@@ -81,7 +82,7 @@ async def test_feedback_problem_goes_from_filing_to_closure(
         c = await open_case(ts_env, ts_client, pool, task_queue, days=90)
         state = await c.state()
         assert state.deadline is not None and state.deadline.due_date == c.filing.deadline.due_date
-        await c.do(Action.COMPLETE_MEASURE, RU, measure_seq=1)
+        await c.complete_measures()
         await through_posting(ts_env, c)
         await c.do(Action.APPLY_CLOSURE, RU)
         await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
