@@ -55,9 +55,12 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await p.close()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server, with our search attributes registered."""
+    """The Java time-skipping test server, with our search attributes registered: one per test
+    module. Cases a module leaves open keep their timers (monthly reports, milestones); on a shared
+    server a later module's time skip would wake them on task queues no worker polls any more,
+    and the server does not skip time past a task nobody takes."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_temporal_test_server(),
         data_converter=pydantic_data_converter,

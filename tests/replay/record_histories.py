@@ -267,6 +267,7 @@ async def fanout_parent(env: WorkflowEnvironment, c: CaseDriver) -> None:
         await _until(k, "TRANSFERRED")
         await asyncio.sleep(0.5)
         await k.do(Action.ACKNOWLEDGE, ru)
+        await k.complete_measures(ru)
         await k.do(Action.SUBMIT_COMPLETION, ru)
         if k is kids[1]:
             await k.do(Action.PRELIM_REJECT, ru, reason="自查未通过")

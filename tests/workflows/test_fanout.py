@@ -53,6 +53,7 @@ async def close_child(env: WorkflowEnvironment, c: CaseDriver, ru: Actor, fail_s
                       submitted: bool = False) -> None:
     """A child from 整改 to 销号: its county's self-check, 公示, 申请, the city's 核查, 备案."""
     if not submitted:
+        await c.complete_measures(ru)  # each county's 验收 checks its measures one by one
         await c.do(Action.SUBMIT_COMPLETION, ru, evidence=["doc:completion"])
     if fail_self_check:
         await c.do(Action.PRELIM_REJECT, ru, reason="自查发现管网未完工")
@@ -102,6 +103,7 @@ async def test_fan_out_item_closes_after_every_county_and_city_verification(
             await parent.do(Action.REPORT_PROGRESS, CITY, reason="进展")
         with pytest.raises(ActionRefusedError):
             await kids[2].do(Action.REPORT_PROGRESS, RU, reason="别人的子案件")
+        await kids[0].complete_measures(CITY)
         await kids[0].do(Action.SUBMIT_COMPLETION, CITY, evidence=["doc:completion"])
         with pytest.raises(ActionRefusedError):  # the county's self-check is not the lead's
             await kids[0].do(Action.PRELIM_PASS, LEAD)

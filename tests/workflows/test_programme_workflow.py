@@ -124,6 +124,7 @@ async def test_programme_ends_when_its_last_case_closes(
         async def close(c: CaseDriver) -> None:
             await c.do(Action.TRANSFER, OFFICE)
             await c.do(Action.ACKNOWLEDGE, RU)
+            await c.complete_measures()
             await c.do(Action.SUBMIT_COMPLETION, RU, evidence=["doc:completion"])
             await c.do(Action.PRELIM_PASS, LEAD)
             await ts_env.sleep(timedelta(days=8))
