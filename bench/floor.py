@@ -33,6 +33,7 @@ class Step:
     name: str
     activities: int
     timer_days: float | None  # arm the clock this far ahead (None: no timer in this stage)
+    stage: str | None = None  # the stage it leaves the case in (default: a stage named after the step)
 
 
 # The case's happy path as the bench drives it (bench/lifecycle.py): filing with the
@@ -43,7 +44,11 @@ class Step:
 FILING = Step("FILED", 2, None)
 CASE_PATH: list[Step] = [
     Step("TRANSFER", 2, 3),
-    Step("ACKNOWLEDGE", 2, 120),
+    # entering 整改中 also dates the monthly progress report's timer (compute_followup_schedule)
+    Step("ACKNOWLEDGE", 3, 120),
+    # 措施完成: record only; the stage and its clock stay (the case re-arms its timer)
+    Step("COMPLETE_MEASURE", 1, 120, stage="ACKNOWLEDGE"),
+    Step("COMPLETE_MEASURE", 1, 120, stage="ACKNOWLEDGE"),
     Step("SUBMIT_COMPLETION", 2, 14),
     Step("PRELIM_PASS", 2, 7),  # the posting timer: fast-forwarded, fires POSTING_ENDED
 ]
@@ -115,7 +120,7 @@ class FloorWorkflow:
     @workflow.update(name="act")
     async def act(self, step: dict) -> dict:
         async with self._lock:
-            await self._activities(int(step["activities"]), str(step["name"]))
+            await self._activities(int(step["activities"]), str(step.get("stage") or step["name"]))
             days = step.get("timer_days")
             self._wake = None if days is None else workflow.now().timestamp() + float(days) * 86400
             if step.get("finish"):
@@ -134,4 +139,5 @@ class FloorWorkflow:
 
 
 def step_payload(step: Step, finish: bool = False) -> dict:
-    return {"name": step.name, "activities": step.activities, "timer_days": step.timer_days, "finish": finish}
+    return {"name": step.name, "activities": step.activities, "timer_days": step.timer_days, "finish": finish,
+            "stage": step.stage}

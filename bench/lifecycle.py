@@ -1,7 +1,7 @@
 """Lifecycle throughput: cases carried from filing to 销号, against the floor's same path.
 
 Each case: file (deployment policy: load_policy + record) → 交办 TRANSFER → 签收 ACKNOWLEDGE →
-申报完成 SUBMIT_COMPLETION → 初审通过 PRELIM_PASS → (the bench fast-forwards the case 8 days
+措施完成 COMPLETE_MEASURE ×2 → 申报完成 SUBMIT_COMPLETION → 初审通过 PRELIM_PASS → (the bench fast-forwards the case 8 days
 over the 7-day 公示; POSTING_ENDED fires on the case's own timer) → APPLY_CLOSURE → VERIFY_PASS →
 RECORD_FILING (销号). `concurrency` paths run at once. The floor does the same with
 `FloorWorkflow` and the same number of Updates, timers and activities.
@@ -44,6 +44,8 @@ async def case_path(env: BenchEnv, case_no: str) -> None:
         raise RuntimeError(outcome.reason)
     await act(c, case_no, Action.TRANSFER, OFFICE)
     await act(c, case_no, Action.ACKNOWLEDGE, RU)
+    for seq in (1, 2):  # 验收 checks each measure done with its evidence (issue 13)
+        await act(c, case_no, Action.COMPLETE_MEASURE, RU, measure_seq=seq, evidence=[f"doc:bench-measure-{seq}"])
     await act(c, case_no, Action.SUBMIT_COMPLETION, RU)
     await act(c, case_no, Action.PRELIM_PASS, LEAD)
     await env.skipper.fast_forward(c.get_workflow_handle(case_workflow_id(case_no)), POSTING_SKIP)
