@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import socket
@@ -39,8 +38,8 @@ from worker_health import (
     watch_evictions,
 )
 from workflows.case_workflow import CaseWorkflow
-from workflows.programme_workflow import ProgrammeWorkflow
 from workflows.dispatch_workflow import DispatchTickWorkflow, DispatchWorkflow
+from workflows.programme_workflow import ProgrammeWorkflow
 
 # Every workflow the worker runs (the replay suite replays its stored histories against these).
 WORKFLOWS = [CaseWorkflow, ProgrammeWorkflow, DispatchWorkflow, DispatchTickWorkflow]

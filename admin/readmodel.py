@@ -44,8 +44,8 @@ from domain.enums import (
 from domain.lifecycle import ACTIVE_STAGES, stages_waiting_on
 from domain.milestones import measures_view
 from domain.model import CaseState, ExtensionRequest, PostingState, Referral
-from domain.statistics import LIGHT_LABELS_ZH, LightRule, light_for
 from domain.reporting import status as report_status
+from domain.statistics import LIGHT_LABELS_ZH, LightRule, light_for
 from domain.visibility import (
     FILING_FIELDS,
     ROW_FIELDS,

@@ -25,7 +25,6 @@ from domain.followup_model import (
     FollowUpProjection,
     FollowUpState,
     ItemTimer,
-    ScheduleItem,
     ScheduleRequest,
     ScheduleResult,
     TimerKind,

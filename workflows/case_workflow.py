@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from domain import escalation as esc
     from domain import fanout
     from domain import followup as fu
-    from domain.followup_model import ScheduleResult
     from domain.blocking import (
         BlockedStep,
         CaseBlockedError,
@@ -32,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.enums import Action, Stage
     from domain.errors import CaseError
     from domain.fanout_types import ChildStatus, CountyList
+    from domain.followup_model import ScheduleResult
     from domain.lifecycle import allowed_actions
     from domain.model import (
         ActionRequest,

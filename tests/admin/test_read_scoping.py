@@ -14,7 +14,6 @@ unscoped unnoticed. For every response the walk checks
 from __future__ import annotations
 
 import asyncio
-
 import io
 import re
 import uuid

@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
-
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
