@@ -406,19 +406,7 @@ async def main(names: list[str]) -> int:
                 c = CaseDriver(env.client, pool, tq, make_filing(f"REPLAY-{name}", due=due))
                 async with case_worker(env.client, pool, tq):
                     await scenario(env, c)
-                    wid = case_workflow_id(c.case_no)
-                    runs = [w async for w in env.client.list_workflows(f'WorkflowId = "{wid}"')]
-                    for i, run in enumerate(sorted(runs, key=lambda r: r.start_time)):
-                        handle = env.client.get_workflow_handle(wid, run_id=run.run_id)
-                        hist = await handle.fetch_history()
-                        for _ in range(50):  # a run just continued-as-new: let its first task finish
-                            if len(hist.events) >= 3:
-                                break
-                            await asyncio.sleep(0.1)
-                            hist = await handle.fetch_history()
-                        suffix = "" if len(runs) == 1 else f"_run{i + 1}"
-                        (OUT / f"{name}{suffix}.json").write_text(hist.to_json())
-                        print(f"{name}{suffix}: {len(hist.events)} events")
+                    await _record(env, name, case_workflow_id(c.case_no))
             for name, pscenario in programmes.items():
                 tq = f"record-{name}"
                 p = ProgrammeDriver(env.client, pool, tq, make_spec(f"REPLAY-{name}".replace("_", "-"), feedback=today))
