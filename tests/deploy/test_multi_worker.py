@@ -210,7 +210,10 @@ async def test_three_worker_processes_share_one_queue_and_survive_losing_one(
         # steps aside; released, each ended run is archived exactly once.
         lock = await asyncpg.connect(own_db)
         try:
-            assert await lock.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID)
+            async def took_lock() -> bool:  # a worker's pass may hold it for a moment: wait for a gap
+                return bool(await lock.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID))
+
+            await _eventually(took_lock, "the archiver lock free between two passes")
             for c in drivers:
                 await client.get_workflow_handle(case_workflow_id(c.case_no)).terminate("multi-worker test done")
             marks = {w.name: len(w.lines()) for w in survivors}
