@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from domain import enums
 from domain.calendar import WorkingCalendar, count_days, end_of_day, local_date
 from domain.enums import STAGE_LABELS_ZH, Action, DayCount, DeadlineKind, Role, Stage
 from domain.lifecycle import ACTIVE_STAGES, rule_for
@@ -37,7 +38,7 @@ from domain.visibility import HomeUnits, Reader, Scope, active_rules
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _PERIOD = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 MAX_DAY_OF_MONTH = 28  # every month has it: a schedule on the 29th..31st would skip February
-CLOSED_STAGES = frozenset({Stage.CLOSED, Stage.LONG_TERM_MAINTENANCE, Stage.ARCHIVED})
+CLOSED_STAGES = enums.DONE_STAGES  # domain/enums.py
 NO_UNIT = "(未指定 no unit)"  # where a case without a responsible unit is counted (no notice)
 NO_TIMER_KINDS = frozenset({DeadlineKind.ONGOING.value, DeadlineKind.IMMEDIATE_AND_ONGOING.value})
 # Stages in which the responsible unit reports progress (调度报告), from the lifecycle table.

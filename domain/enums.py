@@ -36,6 +36,11 @@ class Stage(StrEnum):
     ARCHIVED = "ARCHIVED"  # 归档: look-back window over, workflow finished
 
 
+# A case counts as done (for programmes, dispatch, statistics, fan-out parents): 销号, 归档, or in
+# long-term maintenance (domain.md §4.1 P5, 000:427).
+DONE_STAGES: frozenset[Stage] = frozenset({Stage.CLOSED, Stage.LONG_TERM_MAINTENANCE, Stage.ARCHIVED})
+
+
 class Role(StrEnum):
     """Roles an actor may hold (domain.md §3)."""
 

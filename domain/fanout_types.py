@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from domain import enums
 from domain.enums import CaseKind, Stage
 from domain.text import MAX_ITEMS, Name, Reason, Refs
 
@@ -135,4 +136,4 @@ class FanoutState(BaseModel):
         return next((c for c in self.children if c.case_no == case_no), None)
 
 
-DONE_STAGES = frozenset({Stage.CLOSED, Stage.LONG_TERM_MAINTENANCE, Stage.ARCHIVED})
+DONE_STAGES = enums.DONE_STAGES  # domain/enums.py

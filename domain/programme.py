@@ -27,8 +27,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from domain import enums
 from domain.calendar import local_date
-from domain.enums import RUNG_LABELS_ZH, Role, Stage, rung_level
+from domain.enums import RUNG_LABELS_ZH, Role, rung_level
 from domain.errors import InvalidTransitionError, MissingInputError, NotAuthorizedError
 from domain.model import Actor
 
@@ -83,7 +84,7 @@ PROGRAMME_ACTION_LABELS_ZH: dict[ProgrammeAction, str] = {
 
 
 # Cases in these stages count as done for the programme (P5: closed or long-term maintenance).
-DONE_STAGES = frozenset({Stage.CLOSED.value, Stage.ARCHIVED.value, Stage.LONG_TERM_MAINTENANCE.value})
+DONE_STAGES = frozenset(s.value for s in enums.DONE_STAGES)  # as projection strings
 
 
 class ProgrammeSpec(BaseModel):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
+from domain import enums
 from domain.calendar import WorkingCalendar, count_days
 from domain.enums import DayCount, Stage
 
@@ -64,7 +65,7 @@ LIGHT_ORDER = (Light.RED, Light.YELLOW, Light.GREEN, Light.NO_DEADLINE, Light.DO
 
 # Completed for the completion rate: closed (销号), archived, or in long-term maintenance (长期坚持),
 # the same set that ends a programme (domain.md §4.1 P5).
-DONE_STAGES = frozenset({Stage.CLOSED, Stage.ARCHIVED, Stage.LONG_TERM_MAINTENANCE})
+DONE_STAGES = enums.DONE_STAGES  # domain/enums.py
 
 
 @dataclass(frozen=True)
