@@ -16,7 +16,7 @@ from typing import Any
 from admin.readmodel import ReadModel
 from admin.service import stage_label
 from admin.users import User
-from domain.enums import RUNG_LABELS_ZH, Role, Rung
+from domain.enums import DONE_STAGES, RUNG_LABELS_ZH, Role, Rung
 from domain.lifecycle import ACTIVE_STAGES
 from domain.programme import PROGRAMME_STAGE_LABELS_ZH, TIMER_LABELS_ZH, ProgrammeStage, TimerKind
 from domain.programme_scope import ProgrammeRead, counties_of, programme_read
@@ -73,7 +73,7 @@ class ProgrammeReads:
             f"""SELECT programme_id, count(*) AS total,
                        count(*) FILTER (WHERE stage = ANY(${n + 1})) AS done
                 FROM case_projection WHERE programme_id <> '' AND {scope} GROUP BY programme_id""",
-            *args, ["CLOSED", "ARCHIVED", "LONG_TERM_MAINTENANCE"])
+            *args, sorted(s.value for s in DONE_STAGES))
         mine = {r["programme_id"]: r for r in own}
         out = []
         for r in rows:
