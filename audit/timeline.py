@@ -169,7 +169,14 @@ class _Builder:
         if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             a = ev.workflow_execution_started_event_attributes
             inp: CaseWorkflowInput = decode(a.input, CaseWorkflowInput)
-            if inp.state is not None:
+            if inp.reopen is not None and inp.state is not None:  # issue 14: an archived case reopened
+                r = inp.reopen.request
+                self.add(at=t, kind="RUN", label_zh="归档案件重新打开", label_en="REOPENED_FROM_ARCHIVE", run_id=rid,
+                         event_id=eid, actor_user=r.actor.user_id, actor_role=r.actor.role.value,
+                         actor_role_zh=_role_zh(r.actor.role), actor_unit=r.actor.unit,
+                         detail=f"接续已归档运行 {inp.reopen.previous_run_id},案件状态整体带入"
+                                f"(阶段 {_stage(inp.state.stage)},台账序号至 {inp.state.seq});回头看 REOPEN 为本运行第一项")
+            elif inp.state is not None:
                 self.add(at=t, kind="RUN", label_zh="续新运行开始", label_en="RUN_CONTINUED", run_id=rid, event_id=eid,
                          detail=f"接续运行 {a.continued_execution_run_id},案件状态整体带入"
                                 f"(阶段 {_stage(inp.state.stage)},台账序号至 {inp.state.seq})")
