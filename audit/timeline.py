@@ -188,8 +188,9 @@ class _Builder:
                          detail=f"案件 {inp.filing.case_no}「{inp.filing.title}」;主体责任单位 "
                                 f"{'、'.join(inp.filing.responsible_units) or '(未填)'};"
                                 f"整改时限 {inp.filing.deadline.raw_zh if inp.filing.deadline else '(未填)'}")
-        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            a = ev.workflow_execution_update_accepted_event_attributes
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED and (
+                ev.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "act"):
+            a = ev.workflow_execution_update_accepted_event_attributes  # (issue 14: not reopen_outcome)
             req: ActionRequest = decode(a.accepted_request.input.args, ActionRequest)
             zh = ACTION_LABELS_ZH.get(req.action, req.action.value)
             detail = []

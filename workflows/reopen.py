@@ -25,6 +25,7 @@ validator refuses it (the case is RECTIFYING again): exactly one new cycle.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import NoReturn
 
@@ -32,6 +33,8 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -84,7 +87,7 @@ async def reopen_case(
     wid = case_workflow_id(case_no)
     for _ in range(_ATTEMPTS):
         try:
-            desc = await client.get_workflow_handle(wid).describe()
+            desc = await latest_run(client, wid)
         except RPCError as e:
             if e.status is RPCStatusCode.NOT_FOUND:
                 await _refuse(pool, case_no, req, "CaseNotFoundError", f"no case {case_no} has been filed")
@@ -93,7 +96,7 @@ async def reopen_case(
             return await _live(client, pool, case_no, req, desc.run_id)
         if desc.status is not WorkflowExecutionStatus.COMPLETED:
             await _refuse(pool, case_no, req, "CaseNotReopenableError",
-                          f"the last run of case {case_no} ended {desc.status.name if desc.status else '?'}, "
+                          f"the last run of case {case_no} ended {desc.status.name}, "
                           "not archived; the operators must look at it")
         state, source = await _archived_state(client, pool, case_no, desc.run_id)
         try:
@@ -120,6 +123,22 @@ async def reopen_case(
             continue  # another reopen (or a retry of this one) started it first: look again
         return await _outcome(client, pool, case_no, req, handle)
     raise ops.ActionRefusedError(case_no, "EngineUnavailable", f"case {case_no} kept changing while reopening it")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    status: WorkflowExecutionStatus
+    task_queue: str
+
+
+async def latest_run(client: Client, workflow_id: str) -> RunInfo:
+    """The latest run of a workflow id: run id, status, task queue (raw describe: the typed one
+    decodes search attributes, which the time-skipping test server returns in a form it cannot read)."""
+    resp = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)))
+    info = resp.workflow_execution_info
+    return RunInfo(info.execution.run_id, WorkflowExecutionStatus(info.status), info.task_queue)
 
 
 async def _live(client: Client, pool: asyncpg.Pool, case_no: str, req: ActionRequest, run_id: str) -> ActionResult:

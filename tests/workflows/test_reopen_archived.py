@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import asyncpg
 import pytest
@@ -23,7 +23,7 @@ from domain.policy import Policy
 from tests.harness import _STARTED, LEAD, OFFICE, RU, CaseDriver, case_worker, criteria
 from tests.workflows.test_case_workflow import open_case, through_posting, today
 from workflows.client import ActionRefusedError
-from workflows.reopen import reopen_case
+from workflows.reopen import latest_run, reopen_case
 
 WINDOW = 30  # look-back window of these cases (days; 365 by default)
 
@@ -43,7 +43,7 @@ async def archived_case(env: WorkflowEnvironment, client: Client, pool: asyncpg.
     """A case closed, then left past its look-back window: ARCHIVED, its run completed."""
     c = await closed_case(env, client, pool, task_queue)
     await env.sleep(timedelta(days=WINDOW + 2))
-    desc = await client.get_workflow_handle(f"case-{c.case_no}").describe()
+    desc = await latest_run(client, f"case-{c.case_no}")
     assert desc.status is WorkflowExecutionStatus.COMPLETED
     assert (await c.events())[-1] == "ARCHIVED"
     return c, desc.run_id
@@ -71,7 +71,7 @@ async def test_archived_case_is_reopened_as_a_linked_new_run(
         res = await reopen_case(ts_client, pool, case_no=c.case_no, actor=OFFICE, new_due_date=due,
                                 lookback_finding="REBOUND", reason="回头看发现问题反弹", request_id=rid())
         assert res.stage is Stage.RECTIFYING and res.due_date == due.isoformat()
-        desc = await ts_client.get_workflow_handle(f"case-{c.case_no}").describe()
+        desc = await latest_run(ts_client, f"case-{c.case_no}")
         assert desc.status is WorkflowExecutionStatus.RUNNING and desc.run_id != old_run
         _STARTED.append(f"case-{c.case_no}")
         state = await c.state()
@@ -106,7 +106,6 @@ async def test_reopen_of_an_archived_case_is_refused_before_anything_starts_and_
     async with case_worker(ts_client, pool, task_queue):
         c, old_run = await archived_case(ts_env, ts_client, pool, task_queue)
         due = await today(ts_env) + timedelta(days=60)
-        handle = ts_client.get_workflow_handle(f"case-{c.case_no}")
         bad = [(RU, "REBOUND", "NotAuthorizedError"), (LEAD, "REBOUND", "NotAuthorizedError"),
                (OFFICE, "SOMETHING", "MissingInputError")]
         for actor, finding, error_type in bad:
@@ -114,17 +113,31 @@ async def test_reopen_of_an_archived_case_is_refused_before_anything_starts_and_
                 await reopen_case(ts_client, pool, case_no=c.case_no, actor=actor, new_due_date=due,
                                   lookback_finding=finding, reason="回头看", request_id=rid())
             assert refused.value.error_type == error_type
-        with pytest.raises(ActionRefusedError) as past:
+        with pytest.raises(ActionRefusedError) as past:  # checked by the client: nothing started
             await reopen_case(ts_client, pool, case_no=c.case_no, actor=OFFICE,
-                              new_due_date=await today(ts_env) - timedelta(days=1),
+                              new_due_date=date.today() - timedelta(days=1),
                               lookback_finding="REBOUND", reason="回头看", request_id=rid())
         assert past.value.error_type == "InvalidDeadlineError"
         recorded = await refusals(pool, c.case_no)
         assert sorted(r["error_type"] for r in recorded) == sorted(
             ["NotAuthorizedError", "NotAuthorizedError", "MissingInputError", "InvalidDeadlineError"])
-        desc = await handle.describe()
+        desc = await latest_run(ts_client, f"case-{c.case_no}")
         assert desc.status is WorkflowExecutionStatus.COMPLETED and desc.run_id == old_run  # nothing started
-        assert (await c.events())[-1] == "ARCHIVED"
+        events = await c.events()
+        assert events[-1] == "ARCHIVED"
+
+        # The new run checks again with its own clock (here the test server's, a year ahead of the
+        # client's): refused there, it records nothing and ends ARCHIVED again; the refusal is recorded.
+        late = rid()
+        with pytest.raises(ActionRefusedError) as in_run:
+            await reopen_case(ts_client, pool, case_no=c.case_no, actor=OFFICE,
+                              new_due_date=date.today() + timedelta(days=2),
+                              lookback_finding="REBOUND", reason="回头看", request_id=late)
+        assert in_run.value.error_type == "InvalidDeadlineError"
+        assert any(r["request_id"] == late for r in await refusals(pool, c.case_no))
+        refused_run = await latest_run(ts_client, f"case-{c.case_no}")
+        assert refused_run.status is WorkflowExecutionStatus.COMPLETED and refused_run.run_id != old_run
+        assert await c.events() == events
 
         first, second = rid(), rid()
         outcomes = await asyncio.gather(
@@ -149,6 +162,10 @@ async def test_reopen_of_an_archived_case_is_refused_before_anything_starts_and_
         assert (await c.events()).count("REOPEN") == 1
         loser = second if winner == first else first
         assert any(r["request_id"] == loser for r in await refusals(pool, c.case_no))
+        runs = await load_histories(None, ts_client, c.case_no)
+        assert [r.run_id for r in runs][:2] == [old_run, refused_run.run_id] and len(runs) == 3
+        verdict = await verify_case(pool, ts_client, c.case_no)
+        assert verdict.runs == 3 and verdict.findings == [], [f.as_dict() for f in verdict.findings]
 
 
 async def test_reopen_case_on_a_live_closed_case_sends_the_ordinary_reopen(
@@ -157,7 +174,7 @@ async def test_reopen_case_on_a_live_closed_case_sends_the_ordinary_reopen(
     """Within the look-back window the same entry point reopens the running case (same run)."""
     async with case_worker(ts_client, pool, task_queue):
         c = await closed_case(ts_env, ts_client, pool, task_queue)
-        run = (await ts_client.get_workflow_handle(f"case-{c.case_no}").describe()).run_id
+        run = (await latest_run(ts_client, f"case-{c.case_no}")).run_id
         with pytest.raises(ActionRefusedError) as refused:
             await reopen_case(ts_client, pool, case_no=c.case_no, actor=RU,
                               new_due_date=await today(ts_env) + timedelta(days=40),
@@ -167,7 +184,7 @@ async def test_reopen_case_on_a_live_closed_case_sends_the_ordinary_reopen(
         res = await reopen_case(ts_client, pool, case_no=c.case_no, actor=OFFICE, new_due_date=due,
                                 lookback_finding="REBOUND", reason="回头看发现污染反弹", request_id=rid())
         assert res.stage is Stage.RECTIFYING and res.due_date == due.isoformat()
-        assert (await ts_client.get_workflow_handle(f"case-{c.case_no}").describe()).run_id == run
+        assert (await latest_run(ts_client, f"case-{c.case_no}")).run_id == run
         state = await c.state()
         assert state.reopen_count == 1 and state.cycle == 2
         reopen = [r for r in await c.ledger() if r["event"] == "REOPEN"][0]
