@@ -41,10 +41,12 @@ class ArchivedReopen(BaseModel):
 
 def parse_finding(value: str) -> LookbackFinding:
     """The look-back finding named by `value`; a clear error naming the allowed values."""
+    allowed = ", ".join(f.value for f in LookbackFinding)
+    if not value or not str(value).strip():
+        raise MissingInputError(f"REOPEN needs: lookback_finding (one of: {allowed})")
     try:
         return LookbackFinding(value)
     except ValueError:
-        allowed = ", ".join(f.value for f in LookbackFinding)
         raise MissingInputError(f"lookback_finding {value!r} is not one of: {allowed}") from None
 
 

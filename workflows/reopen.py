@@ -66,7 +66,7 @@ async def reopen_case(
     *,
     case_no: str,
     actor: Actor,
-    new_due_date: date,
+    new_due_date: date | None,
     lookback_finding: str,
     reason: str,
     request_id: str,
@@ -74,6 +74,7 @@ async def reopen_case(
 ) -> ActionResult:
     """Reopen `case_no` after a look-back finding; raises `ActionRefusedError` when refused.
 
+    `new_due_date` None (the console's form left it empty): the policy's rework limit, as REOPEN.
     `task_queue`: where the new run of an archived case runs (default: the previous run's queue).
     """
     try:
