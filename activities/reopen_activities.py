@@ -50,6 +50,15 @@ async def load_archived_state(pool: asyncpg.Pool, case_no: str, run_id: str | No
     return CaseState.model_validate_json(text) if text is not None else None
 
 
+async def current_archived_state(pool: asyncpg.Pool, case_no: str) -> CaseState | None:
+    """The kept final state of a case that is archived now (its last ledger row is the archived
+    run's last): for the console when Temporal no longer holds the run. None otherwise."""
+    text = await pool.fetchval(
+        """SELECT a.state::text FROM archived_case_state a JOIN case_projection p ON p.case_no = a.case_no
+           WHERE a.case_no = $1 AND a.seq = p.last_seq ORDER BY a.recorded_at DESC LIMIT 1""", case_no)
+    return CaseState.model_validate_json(text) if text is not None else None
+
+
 class ReopenActivities:
     """Holds the pool; the worker registers the bound methods."""
 
