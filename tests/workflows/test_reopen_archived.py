@@ -136,6 +136,9 @@ async def test_reopen_of_an_archived_case_is_refused_before_anything_starts_and_
         assert in_run.value.error_type == "InvalidDeadlineError"
         assert any(r["request_id"] == late for r in await refusals(pool, c.case_no))
         refused_run = await latest_run(ts_client, f"case-{c.case_no}")
+        ended = await ts_client.get_workflow_handle(f"case-{c.case_no}", run_id=refused_run.run_id).result()
+        assert ended["stage"] == "ARCHIVED" and "InvalidDeadlineError" in ended["reopen_refused"]
+        refused_run = await latest_run(ts_client, f"case-{c.case_no}")
         assert refused_run.status is WorkflowExecutionStatus.COMPLETED and refused_run.run_id != old_run
         assert await c.events() == events
 
