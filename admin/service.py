@@ -56,8 +56,8 @@ from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record
 from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
 from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
-from domain.text import check_text, printable_one_line
 from domain.reopen import reopen_allowed
+from domain.text import check_text, printable_one_line
 from workflows import client as ops
 from workflows.contracts import ActionResult
 from workflows.reopen import reopen_case

@@ -20,8 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from domain import decide as d
     from domain import escalation as esc
     from domain import fanout
-    from domain import reopen as rp
     from domain import followup as fu
+    from domain import reopen as rp
     from domain.blocking import (
         BlockedStep,
         CaseBlockedError,

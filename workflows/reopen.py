@@ -31,10 +31,15 @@ from typing import NoReturn
 
 import asyncpg
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -42,8 +47,8 @@ from activities.reopen_activities import load_archived_state
 from domain.enums import Action, Stage
 from domain.errors import CaseError
 from domain.model import ActionRequest, Actor, CaseState
-from domain.signing import parse_keys, signed
 from domain.reopen import ArchivedReopen, parse_finding, validate_archived_reopen
+from domain.signing import parse_keys, signed
 from domain.text import printable_one_line
 from workflows import client as ops
 from workflows.case_workflow import CaseWorkflow

@@ -9,10 +9,20 @@ import pytest
 from domain.calendar import local_date
 from domain.decide import on_wakeup
 from domain.enums import Action, Stage
-from domain.errors import DuplicateRequestError, InvalidDeadlineError, InvalidTransitionError, MissingInputError, \
-    NotAuthorizedError
-from domain.reopen import ArchivedReopen, decide_archived_reopen, parse_finding, reopen_allowed, \
-    validate_archived_reopen
+from domain.errors import (
+    DuplicateRequestError,
+    InvalidDeadlineError,
+    InvalidTransitionError,
+    MissingInputError,
+    NotAuthorizedError,
+)
+from domain.reopen import (
+    ArchivedReopen,
+    decide_archived_reopen,
+    parse_finding,
+    reopen_allowed,
+    validate_archived_reopen,
+)
 from tests.unit.factories import AUDITOR, LEAD, OFFICE, RU, drive_to, request
 
 
