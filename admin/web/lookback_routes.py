@@ -181,6 +181,7 @@ def register(
             return RedirectResponse(f"/lookbacks?error={quote(f'{e.error_type}: {e.message}')}", status_code=303)
         if not ok:
             return RedirectResponse(f"/lookbacks?error={quote(why)}", status_code=303)
+        await _recorded(svc(request).pool, spec.campaign_id)
         return RedirectResponse(f"/lookbacks/{quote(spec.campaign_id)}?ok=CREATED", status_code=303)
 
     @app.get("/lookbacks/{campaign_id}", response_class=HTMLResponse)
@@ -266,6 +267,7 @@ def register(
             raise api_error(403, e.error_type, e.message) from None
         if not ok:
             raise api_error(409, "AlreadyExists", why)
+        await _recorded(svc(request).pool, spec.campaign_id)
         return JSONResponse({"campaign_id": spec.campaign_id, "created": True}, status_code=201)
 
     @app.post("/api/v1/lookbacks/{campaign_id}/{op}")
@@ -285,6 +287,16 @@ def register(
                       "MissingInputError": 422, "InvalidDeadlineError": 422}.get(e.error_type, 409)
             raise api_error(status, e.error_type, e.message) from None
         return JSONResponse(result.model_dump(mode="json"))
+
+
+async def _recorded(pool: Any, campaign_id: str, seconds: float = 10.0) -> None:
+    """Wait (bounded) for the new campaign's first projection row, so its page opens at once."""
+    import asyncio
+
+    for _ in range(int(seconds / 0.1)):
+        if await pool.fetchval("SELECT 1 FROM lookback_projection WHERE campaign_id = $1", campaign_id):
+            return
+        await asyncio.sleep(0.1)
 
 
 def _report(v: dict[str, Any], fmt: str) -> Response | None:
