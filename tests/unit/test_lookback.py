@@ -182,3 +182,20 @@ def test_bad_campaign_spec_is_refused() -> None:
         spec(end=date(2026, 5, 1))
     with pytest.raises(ValidationError, match="campaign_id"):
         spec(campaign_id="../x")
+
+
+def test_policy_file_lookback_key_and_its_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from temporalio.exceptions import ApplicationError
+
+    from activities.lookback_activities import load_lookback_policy
+
+    f = tmp_path / "policy.json"
+    f.write_text(json.dumps({"office_unit": "市整改办", "lookback": {"reminder_working_days_before": [10, 3],
+                                                                     "reopen_working_days": 20}}), encoding="utf-8")
+    p = load_lookback_policy(str(f))
+    assert p.reminder_working_days_before == [10, 3] and p.reopen_working_days == 20 and p.office_unit == "市整改办"
+    f.write_text(json.dumps({"lookback": {"reminder_working_days_before": [0]}}), encoding="utf-8")
+    with pytest.raises(ApplicationError, match="at least 1 working day"):
+        load_lookback_policy(str(f))
