@@ -23,9 +23,9 @@ from domain.enums import DONE_STAGES, Role
 from domain.errors import MissingInputError, NotAuthorizedError
 from domain.lookback_model import (
     FINDING_LABELS_ZH,
-    Candidate,
     CampaignFinding,
     CampaignState,
+    Candidate,
     Item,
     LookbackPolicy,
     ReopenStatus,

@@ -11,10 +11,10 @@ from domain.calendar import WorkingCalendar
 from domain.enums import ReferralPath, Role
 from domain.errors import DuplicateRequestError, InvalidTransitionError, NotAuthorizedError
 from domain.lookback import (
-    Candidate,
     CampaignFinding,
     CampaignSpec,
     CampaignStage,
+    Candidate,
     CloseRequest,
     FindingRequest,
     LookbackPolicy,
