@@ -207,6 +207,7 @@ class LookbackFinding(StrEnum):
 
     REBOUND = "REBOUND"  # 问题反弹
     NOT_IN_PLACE = "NOT_IN_PLACE"  # 整改不到位
+    FAKE_RECTIFICATION = "FAKE_RECTIFICATION"  # 虚假整改 (000:431; the referral takes path B of §4.6)
 
 
 STAGE_LABELS_ZH: dict[Stage, str] = {
@@ -356,4 +357,5 @@ REFERRAL_PATH_LABELS_ZH: dict[ReferralPath, str] = {
 LOOKBACK_LABELS_ZH: dict[LookbackFinding, str] = {
     LookbackFinding.REBOUND: "问题反弹",
     LookbackFinding.NOT_IN_PLACE: "整改不到位",
+    LookbackFinding.FAKE_RECTIFICATION: "虚假整改",
 }

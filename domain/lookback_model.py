@@ -45,13 +45,12 @@ FINDING_LABELS_ZH: dict[CampaignFinding, str] = {
     CampaignFinding.FAKE: "虚假整改",
 }
 
-# What each finding sends to the case: the REOPEN action's `lookback_finding` (the case model
-# knows REBOUND and NOT_IN_PLACE; fake rectification is, for the case, rectification not in
-# place, the reason says 虚假整改) and the accountability path proposed (never referred here).
+# What each finding sends to the case: the REOPEN action's `lookback_finding` and the
+# accountability path proposed (never referred here).
 REOPENS: dict[CampaignFinding, LookbackFinding] = {
     CampaignFinding.REBOUND: LookbackFinding.REBOUND,
     CampaignFinding.NOT_IN_PLACE: LookbackFinding.NOT_IN_PLACE,
-    CampaignFinding.FAKE: LookbackFinding.NOT_IN_PLACE,
+    CampaignFinding.FAKE: LookbackFinding.FAKE_RECTIFICATION,
 }
 PROPOSES: dict[CampaignFinding, ReferralPath] = {
     CampaignFinding.REBOUND: ReferralPath.PERFORMANCE,  # path A: 整改不力

@@ -100,7 +100,7 @@ def test_one_finding_per_case_and_reopening_findings_propose_referrals() -> None
     assert [e.event for e in d.entries] == ["FINDING_RECORDED", "REFERRAL_PROPOSED"]
     order = d.reopen[0]
     assert order.actor == OFFICE and order.request_id == "lookback-LB1-" + str(d.entries[0].seq)
-    assert order.lookback_finding.value == "NOT_IN_PLACE" and "虚假整改" in order.reason
+    assert order.lookback_finding.value == "FAKE_RECTIFICATION" and "虚假整改" in order.reason
     assert d.state.item("C-000").referral_proposed is ReferralPath.FAKE_RECTIFICATION
     assert {n.recipient_unit for n in d.notices} == {"整改办", "市生态环境局"}  # path B: the lead drafts
     with pytest.raises(InvalidTransitionError, match="already has its finding"):
