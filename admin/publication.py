@@ -19,8 +19,9 @@ ITEM_COLUMNS = ("case_no, title, stage, due_date, responsible_units, detail, "
                 "COALESCE(filing ->> 'parent_case_no', '') AS parent_case_no")
 
 
-async def programme_row(pool: asyncpg.Pool, programme_id: str) -> asyncpg.Record | None:
-    return await pool.fetchrow("SELECT * FROM programme_projection WHERE programme_id = $1", programme_id)
+async def programme_row(pool: asyncpg.Pool, programme_id: str) -> dict[str, Any] | None:
+    r = await pool.fetchrow("SELECT * FROM programme_projection WHERE programme_id = $1", programme_id)
+    return _row(r) if r else None
 
 
 async def programme_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:

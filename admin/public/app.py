@@ -128,7 +128,7 @@ def create_app(settings: Any = None, public: PublicSettings | None = None) -> Fa
         today = pubdb.today()
         rows = await pubdb.item_rows(pool, pid)
         items = [d.public_item(r, pub.options, today) for r in rows]
-        return {"programme": d.public_programme(dict(row), pub.options, items), "items": items,
+        return {"programme": d.public_programme(row, pub.options, items), "items": items,
                 "rows": rows, "opts": pub.options, "namings": [_naming(n) for n in pub.active_namings()]}
 
     @app.get("/healthz", include_in_schema=False)
