@@ -13,6 +13,7 @@ The rules are domain/disclosure.py; refusals are recorded in refused_action
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -34,8 +35,18 @@ def _may_read(user: Any, office_unit: str) -> bool:
     return Role.RECTIFICATION_OFFICE in user.roles and (not office_unit or user.unit == office_unit)
 
 
+def default_public_url() -> str:
+    """Where the public site is: PUBLIC_URL, else the address `make run` / `python -m admin.public` uses."""
+    if os.environ.get("PUBLIC_URL"):
+        return os.environ["PUBLIC_URL"].rstrip("/") + "/"
+    from admin.public.app import PublicSettings
+
+    p = PublicSettings.from_env()
+    return f"http://{p.host}:{p.port}/"
+
+
 def register(app: FastAPI, *, page: Callable[..., HTMLResponse], session: Callable, post_session: Callable,
-             writer: Callable, svc: Callable, public_url: Callable[[], str] = lambda: "") -> None:
+             writer: Callable, svc: Callable, public_url: Callable[[], str] = default_public_url) -> None:
     @app.get("/programmes/{programme_id}/publication", response_class=HTMLResponse)
     async def publication_page(request: Request, programme_id: str, ok: str = "", error: str = "") -> Response:
         s = await session(request)
