@@ -25,6 +25,8 @@ import asyncpg
 from temporalio.client import Client
 
 from admin import fanout_view as fv
+from admin import readmodel_pages as pages
+from admin.readmodel_pages import AuditReport, _last_months  # noqa: F401 - re-exported
 from admin.service import CaseFilter, FormError, allowed_actions_for, rung_for_level, stage_label
 from admin.stats_config import light_rule_from_env
 from admin.users import User
@@ -34,7 +36,6 @@ from domain.enums import (
     KIND_LABELS_ZH,
     ROLE_LABELS_ZH,
     RUNG_LABELS_ZH,
-    STAGE_LABELS_ZH,
     CaseKind,
     DayCount,
     Role,
@@ -86,15 +87,6 @@ class ReadDenied(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass
-class AuditReport:
-    case_no: str
-    runs: list[Any]  # audit.history.RunHistory, oldest first
-    entries: list[Any]  # audit.timeline.TimelineEntry
-    verdict: Any  # audit.verify.CaseVerdict, or None when not asked for
-    error: str = ""
 
 
 @dataclass
@@ -516,101 +508,17 @@ class ReadModel:
                                         if live.extension_request else None)
         return out
 
-    # ------------------------------------------------------------ dashboard
+    # ------------------------------------------------------------ dashboard and audit pages
+    # (admin/readmodel_pages.py)
 
     async def dashboard(self, user: User) -> dict[str, Any]:
         """Figures over the cases this user sees."""
-        reader = self.require(user, View.DASHBOARD)
-        now = datetime.now(UTC)
-
-        def scoped(*base: Any, limited: bool = True) -> tuple[str, list[Any]]:
-            args = list(base)
-            return self.scope_sql(reader, args, limited), args
-
-        scope, args = scoped()
-        by_stage = await self.pool.fetch(
-            f"SELECT stage, count(*) AS n FROM case_projection WHERE {scope} GROUP BY stage", *args)
-        stage_counts = {r["stage"]: r["n"] for r in by_stage}
-        by_unit: list[Any] = []
-        if Part.RECORD in self.common_parts(reader):
-            scope, args = scoped(now, _active(), limited=False)  # units are the record's
-            by_unit = await self.pool.fetch(
-                f"""SELECT u AS unit, count(*) AS total,
-                          count(*) FILTER (WHERE stage = ANY($2)) AS open,
-                          count(*) FILTER (WHERE due_at < $1 AND stage = ANY($2)) AS overdue,
-                          count(*) FILTER (WHERE escalation_level > 0) AS escalated
-                   FROM case_projection, unnest(responsible_units) AS u WHERE {scope}
-                   GROUP BY u ORDER BY overdue DESC, open DESC, u""",
-                *args,
-            )
-        scope, args = scoped(now, _active())
-        overdue = await self.pool.fetch(
-            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE due_at < $1 AND stage = ANY($2) AND {scope}
-                ORDER BY due_at LIMIT 50""", *args)
-        scope, args = scoped()
-        escalated = await self.pool.fetch(
-            f"""SELECT {LIST_COLUMNS} FROM case_projection WHERE escalation_level > 0 AND {scope}
-                ORDER BY escalation_level DESC, due_at LIMIT 50""", *args)
-        scope, args = scoped()
-        months = await self.pool.fetch(
-            f"""SELECT to_char(date_trunc('month', l.at AT TIME ZONE 'Asia/Shanghai'), 'YYYY-MM') AS month,
-                       count(*) AS n
-               FROM ledger l WHERE l.to_stage = 'CLOSED'
-                 AND l.case_no IN (SELECT case_no FROM case_projection WHERE {scope})
-               GROUP BY 1 ORDER BY 1""", *args)
-        closures = _last_months([(r["month"], r["n"]) for r in months], self.today(), 12)
-        return {
-            "total": sum(stage_counts.values()),
-            "stages": [{"stage": s.value, "stage_zh": STAGE_LABELS_ZH[s], "n": stage_counts.get(s.value, 0)}
-                       for s in Stage],
-            "units": [dict(r) for r in by_unit],
-            "overdue": self.rows(reader, overdue),
-            "escalated": self.rows(reader, escalated),
-            "closures": closures,
-        }
-
-    # ------------------------------------------------------------ audit pages
+        return await pages.dashboard(self, user)
 
     async def audit_index(self, user: User) -> list[dict[str, Any]]:
         """Cases with archived workflow runs, among those the user sees."""
-        reader = self.require(user, View.AUDIT)
-        args: list[Any] = []
-        scope = self.scope_sql(reader, args)
-        cond = "" if scope == "TRUE" else f"WHERE case_no IN (SELECT case_no FROM case_projection WHERE {scope})"
-        rows = await self.pool.fetch(
-            f"""SELECT case_no, count(*) AS runs, sum(event_count) AS events, max(close_time) AS last_close
-               FROM history_archive {cond} GROUP BY case_no ORDER BY max(close_time) DESC LIMIT 200""", *args)
-        return [dict(r) for r in rows]
+        return await pages.audit_index(self, user)
 
     async def audit_report(self, user: User, case_no: str, verify: bool = True) -> AuditReport | None:
-        """The auditor's view of a case: its runs and a timeline derived from the histories
-        (archive first, Temporal as fallback), and the ledger's chain and cross-check.
-        None when there is no history or the case is not the user's to audit."""
-        from audit.archive import load_histories
-        from audit.history import HistoryError
-        from audit.timeline import build_timeline_from_runs
-        from audit.verify import verify_case
-
-        self.require(user, View.AUDIT)
-        if Part.HISTORY not in await self.parts_of(user, case_no):
-            return None
-        try:
-            runs = await load_histories(self.pool, self.client, case_no)
-        except HistoryError as e:  # an archived history was altered: say so, show nothing from it
-            return AuditReport(case_no=case_no, runs=[], entries=[], verdict=None, error=str(e))
-        if not runs:
-            return None
-        verdict = await verify_case(self.pool, self.client, case_no) if verify else None
-        return AuditReport(case_no=case_no, runs=runs, entries=build_timeline_from_runs(runs), verdict=verdict)
-
-
-def _last_months(counts: list[tuple[str, int]], today: date, n: int) -> list[dict[str, Any]]:
-    by = dict(counts)
-    out = []
-    last = max([f"{today.year:04d}-{today.month:02d}", *by])  # a closure dated ahead (a moved clock) shows too
-    y, m = int(last[:4]), int(last[5:7])
-    for _ in range(n):
-        key = f"{y:04d}-{m:02d}"
-        out.append({"month": key, "n": by.get(key, 0)})
-        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
-    return list(reversed(out))
+        """The auditor's view of a case (see admin/readmodel_pages.py)."""
+        return await pages.audit_report(self, user, case_no, verify)

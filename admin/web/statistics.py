@@ -105,7 +105,7 @@ def register(app: FastAPI, *, page: Callable[..., HTMLResponse], session: Callab
             d = await summary_for(request, user)
         except FormError as e:
             raise api_error(400, "InvalidInput", str(e)) from None
-        from admin.web.app import _jsonable
+        from admin.web.api_routes import _jsonable
 
         return JSONResponse(_jsonable(d))
 
