@@ -148,9 +148,10 @@ async def test_objection_limits_and_window(console: Console, public_site: Public
         # Outside the window: the rectifying item has no form, and a POST is refused (409).
         page = (await http.get(f"{public_site.url}/p/{pid}/items/{prg.rectifying}")).text
         assert 'name="token"' not in page
-        from domain.disclosure import form_token as mint
-        from admin.public.store import form_key
         from datetime import UTC, datetime
+
+        from admin.public.store import form_key
+        from domain.disclosure import form_token as mint
         key = await form_key(console.pool)
         r = await lodge(http, public_site, pid, prg.rectifying, "河道仍有黑臭,公示内容与实际不符", "13800138001", addr,
                         token=mint(key, prg.rectifying, datetime.now(UTC)))
