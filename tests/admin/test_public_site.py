@@ -194,3 +194,25 @@ async def test_hostile_title_is_escaped(console: Console, public_site: PublicSit
         r = await http.get(f"{public_site.url}/receipt?no=AAAA-BBBB-CCCC-DDDD")
         assert r.status_code == 404 and "No such receipt" in r.text
         assert (await http.get(f"{public_site.url}/receipt?no=%00x")).status_code == 400
+
+
+async def test_an_objection_stored_but_not_delivered_reaches_the_case_on_lookup(
+        console: Console, public_site: PublicSite) -> None:  # noqa: F811
+    """A crash between storing and delivering (or the engine away) leaves a STORED row; looking up its
+    receipt delivers it, once."""
+    from admin.public.store import new_receipt
+
+    prg = await make_programme(console)
+    receipt, ref = new_receipt(), f"PO-{uuid.uuid4().hex[:8].upper()}"
+    await console.pool.execute(
+        "INSERT INTO public_objection (receipt, objection_ref, programme_id, case_no, text, contact, contact_kind, "
+        "address) VALUES ($1, $2, $3, $4, '存储后未送达的异议:河道仍有黑臭', '13700000000', 'PHONE', '10.9.9.9')",
+        receipt, ref, prg.pid, prg.posting)
+    async with httpx.AsyncClient(timeout=60) as http:
+        for _ in range(2):
+            r = await http.get(f"{public_site.url}/receipt", params={"no": receipt})
+            assert r.status_code == 200 and "待整改办裁定" in r.text, r.text[-800:]
+    assert await console.pool.fetchval("SELECT status FROM public_objection WHERE receipt = $1", receipt) == "DELIVERED"
+    n = await console.pool.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1 AND event = 'OBJECT' "
+                                    "AND actor_user = $2", prg.posting, f"public-site:{ref}")
+    assert n == 1
