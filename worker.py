@@ -78,12 +78,14 @@ def build_worker(
 
     acts = CaseActivities(pool, settings.policy_file, settings.calendar_overrides_file)
     programmes = ProgrammeActivities(pool, acts, settings.policy_file)  # issue 13: 整改方案
+    from activities.reopen_activities import ReopenActivities  # issue 14: archived final states
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[*acts.all(), *programmes.all(), *DispatchActivities(pool, acts.calendar).all(),
-                    *DispatchScheduleActivities(client, task_queue or settings.task_queue).all()],
+                    *DispatchScheduleActivities(client, task_queue or settings.task_queue).all(),
+                    *ReopenActivities(pool).all()],
         workflow_runner=sandbox_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Log context per activity and failures by type (ops/), then request signing.

@@ -385,7 +385,9 @@ class ReadModel:
         try:
             return await ops.get_state(self.client, case_no)
         except Exception:  # archived beyond retention, or Temporal unreachable: the projection still shows
-            return None
+            # issue 14: an archived case's kept final state (its REOPEN button), if any
+            from activities.reopen_activities import current_archived_state
+            return await current_archived_state(self.pool, case_no)
 
     async def _ledger(self, case_no: str, parts: frozenset[Part]) -> list[dict[str, Any]]:
         if Part.LEDGER not in parts:

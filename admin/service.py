@@ -56,9 +56,11 @@ from domain.errors import CaseError, InvalidFilingError
 from domain.intake import filing_from_record
 from domain.lifecycle import ACTIVE_STAGES, RULES_BY_ACTION, allowed_actions, rule_for
 from domain.model import CRITERIA_LABELS_ZH, ActionRequest, Actor, CaseFiling, CaseState, criterion_required
+from domain.reopen import reopen_allowed
 from domain.text import check_text, printable_one_line
 from workflows import client as ops
 from workflows.contracts import ActionResult
+from workflows.reopen import reopen_case
 
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000  # page numbers and sizes past this are refused (400), never an SQL overflow
@@ -114,6 +116,8 @@ def allowed_actions_for(user: User, state: CaseState | None) -> dict[Action, Rol
     for actor in user.actors():
         for a in allowed_actions(state, actor):
             out.setdefault(a, actor.role)
+        if reopen_allowed(state, actor):  # issue 14: an archived case is reopened as a linked new run
+            out.setdefault(Action.REOPEN, actor.role)
     return dict(sorted(out.items(), key=lambda kv: list(Action).index(kv[0])))
 
 
@@ -265,6 +269,12 @@ class Service:
             raise ActionRefused("InvalidInput", str(e)) from None
         await check_evidence_references(self.pool, case_no, req)
         try:
+            if action is Action.REOPEN:  # issue 14: live or archived, one path (workflows/reopen.py)
+                return await reopen_case(
+                    self.client, self.pool, case_no=case_no, actor=req.actor, new_due_date=req.new_due_date,
+                    lookback_finding=req.lookback_finding.value if req.lookback_finding else "",
+                    reason=req.reason, request_id=req.request_id, task_queue=self.task_queue,
+                )
             return await ops.act(self.client, case_no, req, pool=self.pool)
         except ops.ActionRefusedError as e:
             raise ActionRefused(e.error_type, e.message) from None

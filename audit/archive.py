@@ -92,7 +92,7 @@ async def load_histories(pool: asyncpg.Pool | None, client: Client | None, case_
     """Every run of a case, in execution order: the archive first, Temporal as fallback.
 
     Temporal is asked for the latest run of `case-<case_no>` and then, following
-    continue-as-new links backwards, for each earlier run not in the archive
+    continue-as-new links (and a reopened case's link to its archived run) backwards, for each earlier run not in the archive
     (works without visibility). Raises ArchiveIntegrityError if an archived
     history was altered.
     """
@@ -107,7 +107,7 @@ async def load_histories(pool: asyncpg.Pool | None, client: Client | None, case_
         while cursor is not None:
             if cursor.run_id not in runs:
                 runs[cursor.run_id] = cursor
-            prev = cursor.continued_from
+            prev = cursor.previous_run  # continue-as-new, or the archived run a reopen continues
             if not prev:
                 break
             cursor = runs.get(prev) or await fetch_run(client, wid, prev)

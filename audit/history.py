@@ -70,12 +70,20 @@ class RunHistory:
     start_time: datetime
     close_time: datetime | None
     continued_from: str | None
-    origin: str = ""  # file path or "archive"/"temporal"
+    origin: str = ""
+    # Issue 14: a new run of an archived case (reopened) names the completed run it continues;
+    # the two are not continue-as-new-linked (the previous run completed).
+    reopened_from: str | None = None  # file path or "archive"/"temporal"
     notes: list[str] = field(default_factory=list)
 
     @property
     def events(self) -> list[HistoryEvent]:
         return list(self.history.events)
+
+    @property
+    def previous_run(self) -> str | None:
+        """The run this one carries on from: continue-as-new, or the archived run it reopened."""
+        return self.continued_from or self.reopened_from
 
     @property
     def closed(self) -> bool:
@@ -102,6 +110,15 @@ def case_no_of(events: list[HistoryEvent]) -> str:
     if inp is None:
         raise HistoryError("workflow start event has no input")
     return inp.filing.case_no
+
+
+def reopened_from_of(events: list[HistoryEvent]) -> str | None:
+    """Issue 14: the archived run a reopened case's run continues (None for every other run)."""
+    attrs = _started(events).workflow_execution_started_event_attributes
+    if attrs.workflow_type.name != WORKFLOW_NAME:
+        return None
+    inp = decode(attrs.input, CaseWorkflowInput)
+    return inp.reopen.previous_run_id if inp is not None and inp.reopen is not None else None
 
 
 def parse_history(
@@ -146,6 +163,7 @@ def parse_history(
         close_time=event_time(last) if status != "RUNNING" else None,
         continued_from=start_attrs.continued_execution_run_id or None,
         origin=origin,
+        reopened_from=None if start_attrs.continued_execution_run_id else reopened_from_of(events),
     )
 
 
@@ -154,12 +172,13 @@ def from_workflow_history(history: WorkflowHistory, source: str = "temporal") ->
 
 
 def order_runs(runs: list[RunHistory]) -> list[RunHistory]:
-    """Runs of one case in execution order: follow continue-as-new links, then by start time."""
+    """Runs of one case in execution order: follow continue-as-new (and reopen, issue 14) links,
+    then by start time."""
     by_id = {r.run_id: r for r in runs}
     ordered = sorted(by_id.values(), key=lambda r: (r.start_time, r.run_id))
     # A run that continued from another comes right after it.
-    heads = [r for r in ordered if not r.continued_from or r.continued_from not in by_id]
-    next_of = {r.continued_from: r for r in ordered if r.continued_from in by_id}
+    heads = [r for r in ordered if not r.previous_run or r.previous_run not in by_id]
+    next_of = {r.previous_run: r for r in ordered if r.previous_run in by_id}
     out: list[RunHistory] = []
     for h in heads:
         r: RunHistory | None = h

@@ -169,7 +169,14 @@ class _Builder:
         if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             a = ev.workflow_execution_started_event_attributes
             inp: CaseWorkflowInput = decode(a.input, CaseWorkflowInput)
-            if inp.state is not None:
+            if inp.reopen is not None and inp.state is not None:  # issue 14: an archived case reopened
+                r = inp.reopen.request
+                self.add(at=t, kind="RUN", label_zh="归档案件重新打开", label_en="REOPENED_FROM_ARCHIVE", run_id=rid,
+                         event_id=eid, actor_user=r.actor.user_id, actor_role=r.actor.role.value,
+                         actor_role_zh=_role_zh(r.actor.role), actor_unit=r.actor.unit,
+                         detail=f"接续已归档运行 {inp.reopen.previous_run_id},案件状态整体带入"
+                                f"(阶段 {_stage(inp.state.stage)},台账序号至 {inp.state.seq});回头看 REOPEN 为本运行第一项")
+            elif inp.state is not None:
                 self.add(at=t, kind="RUN", label_zh="续新运行开始", label_en="RUN_CONTINUED", run_id=rid, event_id=eid,
                          detail=f"接续运行 {a.continued_execution_run_id},案件状态整体带入"
                                 f"(阶段 {_stage(inp.state.stage)},台账序号至 {inp.state.seq})")
@@ -181,8 +188,9 @@ class _Builder:
                          detail=f"案件 {inp.filing.case_no}「{inp.filing.title}」;主体责任单位 "
                                 f"{'、'.join(inp.filing.responsible_units) or '(未填)'};"
                                 f"整改时限 {inp.filing.deadline.raw_zh if inp.filing.deadline else '(未填)'}")
-        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            a = ev.workflow_execution_update_accepted_event_attributes
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED and (
+                ev.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "act"):
+            a = ev.workflow_execution_update_accepted_event_attributes  # (issue 14: not reopen_outcome)
             req: ActionRequest = decode(a.accepted_request.input.args, ActionRequest)
             zh = ACTION_LABELS_ZH.get(req.action, req.action.value)
             detail = []

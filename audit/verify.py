@@ -93,7 +93,8 @@ def history_facts(runs: Iterable[RunHistory]) -> HistoryFacts:
                 completed.add(ev.activity_task_completed_event_attributes.scheduled_event_id)
             elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
                 a = ev.workflow_execution_update_accepted_event_attributes
-                accepted[a.accepted_request.meta.update_id] = decode(a.accepted_request.input.args, ActionRequest)
+                if a.accepted_request.input.name == "act":  # not unblock, reopen_outcome (issue 14)
+                    accepted[a.accepted_request.meta.update_id] = decode(a.accepted_request.input.args, ActionRequest)
             elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
                 a = ev.workflow_execution_update_completed_event_attributes
                 req = accepted.get(a.meta.update_id)

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import escalation as esc
     from domain import fanout
     from domain import followup as fu
+    from domain import reopen as rp
     from domain.blocking import (
         BlockedStep,
         CaseBlockedError,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         RESPONSIBLE_UNITS,
         WORKFLOW_NAME,
         ActionResult,
+        ArchivedStateRecord,
         CaseBlockRecord,
         CaseWorkflowInput,
         CaseWorkflowResult,
@@ -88,6 +90,9 @@ FANOUT_PATCH = "fanout-v1"
 # Issue 13: measure milestones and the monthly progress report as timers (domain/followup.py).
 # Runs begun before keep no follow-up state until they continue-as-new.
 FOLLOWUP_PATCH = "milestones-timers-1"
+# Issue 14: a run that ends ARCHIVED keeps its final state in PostgreSQL (record_archived_state),
+# so that the case can be reopened as a new run after the server's retention removed this one.
+ARCHIVE_SNAPSHOT_PATCH = "reopen-archive-snapshot-1"
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -124,6 +129,10 @@ class CaseWorkflow:
         # what this case last reported to its parent (child).
         self._child_updates: list[ChildStatus] = []
         self._reported: tuple[object, ...] | None = None
+        # Issue 14: a new run of an archived case applies this REOPEN first (domain/reopen.py).
+        self._reopen: rp.ArchivedReopen | None = inp.reopen
+        self._reopen_done = inp.reopen is None
+        self._reopen_refused: str | None = None
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
@@ -152,11 +161,21 @@ class CaseWorkflow:
             self._filed = True
         else:
             self._upsert_search_attributes()
+            if self._reopen is not None:
+                await self._reopen_archived(self._reopen)
         while True:
             await self._settle_block()
             await self._apply_child_updates()
             state = self._require_state()
             if state.stage is Stage.ARCHIVED:
+                if workflow.patched(ARCHIVE_SNAPSHOT_PATCH):
+                    await workflow.execute_activity(
+                        "record_archived_state",
+                        ArchivedStateRecord(case_no=state.case_no, workflow_run_id=workflow.info().run_id,
+                                            state=state),
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        retry_policy=ACTIVITY_RETRY,
+                    )
                 break
             if self._continue_as_new_due():
                 await workflow.wait_condition(
@@ -182,7 +201,26 @@ class CaseWorkflow:
                     await self._perform_or_block(decision, origin="CLOCK")
         await workflow.wait_condition(workflow.all_handlers_finished)
         s = self._require_state()
-        return CaseWorkflowResult(case_no=s.case_no, stage=s.stage, seq=s.seq)
+        return CaseWorkflowResult(case_no=s.case_no, stage=s.stage, seq=s.seq, reopen_refused=self._reopen_refused)
+
+    async def _reopen_archived(self, reopen: rp.ArchivedReopen) -> None:
+        """Issue 14: the first act of a new run of an archived case: its REOPEN, checked again.
+
+        Refused (e.g. the new due date is no longer after today): nothing is recorded, the run
+        ends ARCHIVED again with the reason in its result and the `reopen_outcome` Update.
+        """
+        req = reopen.request
+        async with self._lock:
+            try:
+                decision = rp.decide_archived_reopen(self._require_state(), reopen, workflow.now())
+            except CaseError as e:
+                self._reopen_refused = f"{type(e).__name__}: {e}"
+            else:
+                await self._perform_or_block(
+                    decision, origin=f"REOPEN (archived) by {req.actor.user_id}", request_id=req.request_id
+                )
+        await self._settle_block()
+        self._reopen_done = True
 
     async def _wait_for_clock_or_action(self) -> None:
         wake = d.next_wakeup(self._require_state())
@@ -470,17 +508,14 @@ class CaseWorkflow:
                 )
             if fans_out and self._require_state().fanout is not None:
                 await self._start_children(req)
-            s = self._require_state()
-            return ActionResult(
-                case_no=s.case_no,
-                stage=s.stage,
-                seq=s.seq,
-                due_date=s.deadline.due_date.isoformat() if s.deadline else None,
-            )
+            return self._result()
 
     @act.validator
     def _validate_act(self, req: ActionRequest) -> None:
         state = self._require_state()
+        if not self._reopen_done:
+            raise ApplicationError(f"case {state.case_no} is being reopened from the archive; retry",
+                                   type="CaseNotReadyError", non_retryable=True)
         if self._blocked is not None:
             b = self._blocked
             raise ApplicationError(
@@ -493,6 +528,28 @@ class CaseWorkflow:
             screen(state, req, workflow.now(), list(self._pending.values()))  # validator only: replay-safe
         except CaseError as e:
             raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
+
+    @workflow.update(name="reopen_outcome")
+    async def reopen_outcome(self, update_id: str) -> ActionResult:
+        """Issue 14: the outcome of the REOPEN this run of an archived case was started with."""
+        await workflow.wait_condition(lambda: self._reopen_done or self._blocked is not None)
+        if not self._reopen_done or self._reopen_refused is not None:  # refused, or blocked meanwhile
+            why = self._reopen_refused or f"{CaseBlockedError.__name__}: the case is blocked; the office must UNBLOCK it"
+            error_type, _, message = why.partition(": ")
+            raise ApplicationError(message, type=error_type, non_retryable=True)
+        return self._result()
+
+    def _result(self) -> ActionResult:
+        s = self._require_state()
+        return ActionResult(case_no=s.case_no, stage=s.stage, seq=s.seq,
+                            due_date=s.deadline.due_date.isoformat() if s.deadline else None)
+
+    @reopen_outcome.validator
+    def _validate_reopen_outcome(self, update_id: str) -> None:
+        r = self._reopen
+        if r is None or update_id != f"{r.request.actor.user_id}/{r.request.request_id}":
+            raise ApplicationError("this run was not started by that reopen request", type="NotThisReopen",
+                                   non_retryable=True)
 
     @workflow.update(name="unblock")
     async def unblock(self, req: UnblockRequest) -> str:

@@ -16,6 +16,7 @@ from domain.decide import CaseProjection, LedgerEntry, Notice
 from domain.enums import Stage
 from domain.model import ActionRequest, Actor, CaseFiling, CaseState
 from domain.policy import Policy
+from domain.reopen import ArchivedReopen
 
 TASK_QUEUE = "inspection-cases"
 WORKFLOW_NAME = "Case"
@@ -58,12 +59,27 @@ class CaseWorkflowInput(BaseModel):
     # Issue 13: a child case of a fanned-out item is started by its parent with the TRANSFER it
     # takes at once (the office actor who transferred the parent).
     transfer: ActionRequest | None = None
+    # Issue 14: a new run of an ARCHIVED case (`state` is its archived final state) applies this
+    # REOPEN first (domain/reopen.py; workflows/reopen.py starts it).
+    reopen: ArchivedReopen | None = None
 
 
 class CaseWorkflowResult(BaseModel):
     case_no: str
     stage: Stage
     seq: int
+    # Issue 14: a reopen run whose REOPEN was refused by the workflow's own check ends ARCHIVED
+    # again, recording nothing; why it was refused.
+    reopen_refused: str | None = None
+
+
+class ArchivedStateRecord(BaseModel):
+    """The final state of a run that ended ARCHIVED, kept in PostgreSQL (issue 14) so that the
+    case can be reopened after Temporal's retention has removed the run."""
+
+    case_no: str
+    workflow_run_id: str
+    state: CaseState
 
 
 class ActionResult(BaseModel):
@@ -125,4 +141,5 @@ __all__ = [
     "CountiesRequest",
     "CaseBlockRecord",
     "CASE_BLOCKED",
+    "ArchivedStateRecord",
 ]

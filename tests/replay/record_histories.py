@@ -176,6 +176,20 @@ async def archived_after_lookback(env: WorkflowEnvironment, c: CaseDriver) -> No
     await asyncio.wait_for(handle.result(), timeout=60)
 
 
+
+async def reopen_archived(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 14: archived (run 1, with its final state kept: patch reopen-archive-snapshot-1), then
+    reopened by the office as a linked new run (run 2) where the unit reports progress."""
+    from workflows.reopen import reopen_case
+
+    await archived_after_lookback(env, c)
+    due = local_date(datetime.now(UTC)) + timedelta(days=400)  # after today on either clock
+    await reopen_case(c.client, c.pool, case_no=c.case_no, actor=OFFICE, new_due_date=due,
+                      lookback_finding=LookbackFinding.REBOUND.value, reason="回头看发现问题反弹",
+                      request_id="replay-reopen-archived")
+    await c.do(Action.REPORT_PROGRESS, RU, reason="重新整改进展")
+
+
 # ---------------------------------------------------------------- programmes (issue 13)
 
 _SLOW = ProgrammePolicy(progress_check_hours=24 * 30)
@@ -363,6 +377,7 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
     "milestones_missed_escalated": milestones_missed_escalated,
     "milestones_verify_refused": milestones_verify_refused,
     "milestones_report_escalated": milestones_report_escalated,
+    "reopen_archived": reopen_archived,  # issue 14
 }
 
 

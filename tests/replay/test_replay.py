@@ -45,3 +45,5 @@ def test_the_recorded_scenarios_are_all_present() -> None:
             "programme_continue_as_new"} <= stems
     # issue 13 (milestones): follow-up timers
     assert {"milestones_missed_escalated", "milestones_verify_refused", "milestones_report_escalated"} <= stems
+    # issue 14: an archived case (its final state kept) reopened as a linked new run
+    assert {"reopen_archived"} <= stems
