@@ -39,10 +39,11 @@ from worker_health import (
 )
 from workflows.case_workflow import CaseWorkflow
 from workflows.dispatch_workflow import DispatchTickWorkflow, DispatchWorkflow
+from workflows.lookback_workflow import LookbackCampaignWorkflow
 from workflows.programme_workflow import ProgrammeWorkflow
 
 # Every workflow the worker runs (the replay suite replays its stored histories against these).
-WORKFLOWS = [CaseWorkflow, ProgrammeWorkflow, DispatchWorkflow, DispatchTickWorkflow]
+WORKFLOWS = [CaseWorkflow, ProgrammeWorkflow, DispatchWorkflow, DispatchTickWorkflow, LookbackCampaignWorkflow]
 
 # Passed through the sandbox: deterministic modules imported once per process
 # instead of once per workflow run (3x throughput, 1/4 the memory measured here).
@@ -75,6 +76,7 @@ def build_worker(
 ) -> Worker:
     """The worker with every workflow and activity of the engine registered."""
     from activities.dispatch_activities import DispatchActivities, DispatchScheduleActivities
+    from activities.lookback_activities import LookbackActivities
 
     acts = CaseActivities(pool, settings.policy_file, settings.calendar_overrides_file)
     programmes = ProgrammeActivities(pool, acts, settings.policy_file)  # issue 13: 整改方案
@@ -85,7 +87,8 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[*acts.all(), *programmes.all(), *DispatchActivities(pool, acts.calendar).all(),
                     *DispatchScheduleActivities(client, task_queue or settings.task_queue).all(),
-                    *ReopenActivities(pool).all()],
+                    *ReopenActivities(pool).all(),
+                    *LookbackActivities(pool, acts, client, settings.policy_file).all()],  # issue 14: 回头看
         workflow_runner=sandbox_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Log context per activity and failures by type (ops/), then request signing.

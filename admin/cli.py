@@ -550,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_followup  # issue 13: measures, milestones, monthly report
 
     cli_followup.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_lookback  # issue 14: casectl lookback …
+
+    cli_lookback.configure(sub, [common, net], sys.modules[__name__])
     if audit_cli is not None:
         audit_cli.configure(sub.add_parser("audit", help="audit the ledger and workflow histories"))
     return p

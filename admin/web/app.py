@@ -477,6 +477,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     publication_routes.register(app, page=page, session=session, post_session=post_session, writer=writer, svc=svc)
 
+    # Issue 14: the look-back campaigns (回头看), pages and API (admin/web/lookback_routes.py).
+    from admin.web import lookback_routes
+
+    lookback_routes.register(app, templates=templates, page=page, session=session, post_session=post_session,
+                             writer=writer, api_user=api_user, api_error=_ApiError, svc=svc, jsonable=_jsonable,
+                             policy_file=settings.policy_file)
+
     # ------------------------------------------------------------ JSON API (casectl): admin/web/api_routes.py
     api_routes.register(app, api_user=api_user, reads=reads, svc=svc, export=_export, parse_upload=parse_upload)
 

@@ -43,6 +43,7 @@ ROLES = ("office", "ru", "ru-other", "lead", "lead2", "discipline", "auditor", "
 HOME = HomeUnits(office="整改办", discipline="纪委监委")
 ASCII_NO = "A-Za-z0-9._-"
 DISPATCH_PRG = f"SCOPE-PRG-{uuid.uuid4().hex[:6]}"  # a dispatch report over the seeded cases (issue 13)
+LOOKBACK = f"SCOPE-LB-{uuid.uuid4().hex[:6]}"  # a look-back campaign (issue 14), no case selected
 
 
 @dataclass
@@ -105,6 +106,11 @@ async def seeded(console: Console) -> Seeded:
     await wait_projection(console, s.other, "REGISTERED")
     assert RU.unit != OTHER_RU.unit and {LEAD.unit, LEAD2.unit}.isdisjoint({"市林业局"})
     await seed_dispatch_report(console, DISPATCH_PRG, s.cases)
+    async with console.api("office") as http:  # issue 14: a look-back campaign (read by the office, auditors, 督查室)
+        r = await http.post("/api/v1/lookbacks", json={"campaign_id": LOOKBACK, "name": "读取范围测试回头看",
+                                                       "start": "2026-07-01", "end": "2026-08-01",
+                                                       "programme_id": DISPATCH_PRG})
+        assert r.status_code == 201, r.text
     async with console.api("office") as http:  # the programme counts its four cases
         for _ in range(100):
             await http.post(f"/api/v1/programmes/{DISPATCH_PRG}/refresh")
@@ -298,6 +304,23 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
         Call("POST", f"/programmes/{DISPATCH_PRG}/publication/name", data={"unit": "no-such-unit", "reason": "r"})],
     ("POST", "/programmes/{programme_id}/publication/revoke"): lambda s: [
         Call("POST", f"/programmes/{DISPATCH_PRG}/publication/revoke", data={"naming_id": "N0", "reason": "r"})],
+    # Issue 14, look-back campaigns (domain/lookback_rules.py): office, auditors, 督查室 read all; a
+    # lead supervising unit only campaigns holding a case it leads (none here); everyone else none.
+    ("GET", "/lookbacks"): lambda s: [Call("GET", "/lookbacks", kind="lookback_list")],
+    ("POST", "/lookbacks"): lambda s: [Call("POST", "/lookbacks", data={})],
+    ("GET", "/lookbacks/{campaign_id}"): lambda s: [Call("GET", f"/lookbacks/{LOOKBACK}", kind="lookback")],
+    ("POST", "/lookbacks/{campaign_id}/{op}"): lambda s: [
+        Call("POST", f"/lookbacks/{LOOKBACK}/finding", data={"case_no": s.referred, "finding": "IN_PLACE"})],
+    ("GET", "/lookbacks/{campaign_id}/report.{fmt}"): lambda s: [
+        Call("GET", f"/lookbacks/{LOOKBACK}/report.{fmt}", kind="lookback") for fmt in ("xlsx", "pdf")],
+    ("GET", "/api/v1/lookbacks"): lambda s: [Call("GET", "/api/v1/lookbacks", api=True, kind="lookback_list")],
+    ("GET", "/api/v1/lookbacks/{campaign_id}"): lambda s: [
+        Call("GET", f"/api/v1/lookbacks/{LOOKBACK}", api=True, kind="lookback")],
+    ("GET", "/api/v1/lookbacks/{campaign_id}/report.{fmt}"): lambda s: [
+        Call("GET", f"/api/v1/lookbacks/{LOOKBACK}/report.xlsx", api=True, kind="lookback")],
+    ("POST", "/api/v1/lookbacks"): lambda s: [Call("POST", "/api/v1/lookbacks", api=True, json={})],
+    ("POST", "/api/v1/lookbacks/{campaign_id}/{op}"): lambda s: [
+        Call("POST", f"/api/v1/lookbacks/{LOOKBACK}/finding", api=True, json={"case_no": s.referred})],
 }
 
 
@@ -399,6 +422,15 @@ def check(cl: Client, call: Call, resp: httpx.Response, s: Seeded) -> None:
         ok = any(r in cl.reader.roles for r in ("AUDITOR",)) or (
             "RECTIFICATION_OFFICE" in cl.reader.roles and cl.reader.unit == HOME.office)
         assert resp.status_code == (200 if ok else 403), where
+    if kind in ("lookback", "lookback_list"):
+        from domain.lookback import LookbackPolicy
+        from domain.lookback_rules import CampaignRead, campaign_read
+
+        read = campaign_read(cl.reader, LookbackPolicy())
+        if kind == "lookback_list":
+            assert resp.status_code == (200 if read is not None else 403), where
+        else:  # the campaign selected no case: only WHOLE readers see it
+            assert resp.status_code == (200 if read is CampaignRead.WHOLE else 404), where
     if kind == "dispatch":
         assert resp.status_code == (403 if dispatch_access(cl.reader, HOME).denied else 200), where
     if kind in ("view", "list"):

@@ -36,6 +36,8 @@ GRANT SELECT ON ledger, history_archive, archive_checkpoint, case_projection, ou
 GRANT SELECT ON evidence_file, evidence_blob, evidence_chunk TO case_auditor;
 -- Monthly dispatch reports (migration 014).
 GRANT SELECT ON dispatch_report TO case_auditor;
+-- Look-back campaigns (migration 018).
+GRANT SELECT ON lookback_ledger, lookback_projection, lookback_item TO case_auditor;
 
 -- The archiver (`casectl audit archive`, or the worker's background task) adds histories
 -- and moves its checkpoint; it cannot change the ledger, nor (trigger) stored histories.
