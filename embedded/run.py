@@ -129,7 +129,7 @@ async def _sample_programme(client, settings: Settings, filings: list, actor) ->
 class _ConsoleServer:
     """The admin console (uvicorn) inside the run command, sharing its stop signal."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, app=None, host: str | None = None, port: int | None = None) -> None:
         import contextlib
 
         import uvicorn
@@ -140,9 +140,10 @@ class _ConsoleServer:
             def capture_signals(self):  # type: ignore[override]  # the run command handles Ctrl-C
                 return contextlib.nullcontext()
 
-        self.url = f"http://{settings.console_host}:{settings.console_port}/"
-        self.server = _Server(uvicorn.Config(create_app(settings), host=settings.console_host,
-                                             port=settings.console_port, log_level="warning", access_log=False))
+        host, port = host or settings.console_host, port or settings.console_port
+        self.url = f"http://{host}:{port}/"
+        self.server = _Server(uvicorn.Config(app or create_app(settings), host=host, port=port,
+                                             log_level="warning", access_log=False))
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> bool:
@@ -206,6 +207,25 @@ async def _start_console(
     return console, format_logins(console.url, logins)
 
 
+async def _start_public(settings: Settings, log) -> tuple[_ConsoleServer | None, str]:
+    """The public disclosure site (issue 14) on PUBLIC_PORT (default: the console's port + 1)."""
+    if os.environ.get("PUBLIC_SITE", "1") == "0":
+        return None, "  Public site:   (disabled: PUBLIC_SITE=0)"
+    from admin.public.app import PublicSettings, create_app
+    from embedded.sample_programme import SAMPLE_PROGRAMME_ID
+
+    pub = PublicSettings.from_env()
+    server = _ConsoleServer(settings, app=create_app(settings, pub), host=pub.host, port=pub.port)
+    try:
+        ok = await server.start()
+    except (OSError, SystemExit) as e:
+        ok = False
+        log.error("public_site_failed", error=str(e))
+    if not ok:
+        return None, f"  Public site:   NOT started: {pub.host}:{pub.port} is in use? (set PUBLIC_PORT)"
+    return server, f"  Public site:   {server.url}  (sample programme: {server.url}p/{SAMPLE_PROGRAMME_ID})"
+
+
 async def main() -> int:
     from worker import configure_logging, run_worker
 
@@ -219,6 +239,7 @@ async def main() -> int:
     pg: EmbeddedPostgres | None = None
     dev: DevServer | None = None
     console: _ConsoleServer | None = None
+    public: _ConsoleServer | None = None
     if os.environ.get("DATABASE_URL"):
         os.environ.setdefault("EXTERNAL_DATABASE", "1")  # no demo users on a real database unless DEMO_USERS=1
     stop = asyncio.Event()
@@ -252,9 +273,10 @@ async def main() -> int:
         if samples.exists() and os.environ.get("FILE_SAMPLES", "1") == "1":
             await _file_samples(settings, samples, t0)
         console, console_lines = await _start_console(settings, data_dir, log, samples)
+        public, public_line = await _start_public(settings, log)
         print(
             "\nThe engine is running.\n"
-            + console_lines + "\n"
+            + console_lines + "\n" + public_line + "\n"
             f"  Temporal UI:   {dev.ui_url if dev else '(external server: ' + settings.temporal_address + ')'}"
             f"/namespaces/{settings.temporal_namespace}/workflows\n"
             f"  Temporal gRPC: {settings.temporal_address}\n"
@@ -274,6 +296,8 @@ async def main() -> int:
     finally:
         if console is not None:
             await console.stop()
+        if public is not None:
+            await public.stop()
         if dev is not None:
             await dev.stop()
         if pg is not None:

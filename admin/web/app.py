@@ -472,6 +472,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     programme_routes.register(app, templates=templates, page=page, session=session, post_session=post_session,
                               writer=writer, api_user=api_user, api_error=_ApiError, reads=reads, svc=svc,
                               jsonable=_jsonable)
+    # Issue 14 (public disclosure): the office's publication page (admin/web/publication_routes.py).
+    from admin.web import publication_routes
+
+    publication_routes.register(app, page=page, session=session, post_session=post_session, writer=writer, svc=svc)
 
     # Issue 14: the look-back campaigns (回头看), pages and API (admin/web/lookback_routes.py).
     from admin.web import lookback_routes

@@ -295,6 +295,15 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
         Call("DELETE", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch/schedule", api=True)],
     ("POST", "/api/v1/programmes/{programme_id:path}/dispatch/run"): lambda s: [
         Call("POST", f"/api/v1/programmes/{DISPATCH_PRG}/dispatch/run", api=True, json={"period": "bad"})],
+    # Issue 14 (public): the office's publication page; a POST with a bad input is refused.
+    ("GET", "/programmes/{programme_id}/publication"): lambda s: [
+        Call("GET", f"/programmes/{DISPATCH_PRG}/publication", kind="publication")],
+    ("POST", "/programmes/{programme_id}/publication/options"): lambda s: [
+        Call("POST", f"/programmes/{DISPATCH_PRG}/publication/options", data={"reason": "x\x00"})],
+    ("POST", "/programmes/{programme_id}/publication/name"): lambda s: [
+        Call("POST", f"/programmes/{DISPATCH_PRG}/publication/name", data={"unit": "no-such-unit", "reason": "r"})],
+    ("POST", "/programmes/{programme_id}/publication/revoke"): lambda s: [
+        Call("POST", f"/programmes/{DISPATCH_PRG}/publication/revoke", data={"naming_id": "N0", "reason": "r"})],
     # Issue 14, look-back campaigns (domain/lookback_rules.py): office, auditors, 督查室 read all; a
     # lead supervising unit only campaigns holding a case it leads (none here); everyone else none.
     ("GET", "/lookbacks"): lambda s: [Call("GET", "/lookbacks", kind="lookback_list")],
@@ -409,6 +418,10 @@ def check(cl: Client, call: Call, resp: httpx.Response, s: Seeded) -> None:
             assert resp.status_code == 200, where
             if kind == "programme" and read is ProgrammeRead.OWN:
                 assert "ledger" not in (resp.json() if call.api else {}), where
+    if kind == "publication":  # the office (home unit) and auditors only
+        ok = any(r in cl.reader.roles for r in ("AUDITOR",)) or (
+            "RECTIFICATION_OFFICE" in cl.reader.roles and cl.reader.unit == HOME.office)
+        assert resp.status_code == (200 if ok else 403), where
     if kind in ("lookback", "lookback_list"):
         from domain.lookback import LookbackPolicy
         from domain.lookback_rules import CampaignRead, campaign_read

@@ -47,10 +47,12 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
         EMBEDDED_TEMPORAL_UI_PORT=str(find_free_port()),
         NOTICE_POLL_SECONDS="1",
         CONSOLE_PORT=str(find_free_port()),
+        PUBLIC_PORT=str(find_free_port()),
     )
     first = _run_until_ready(env, tmp_path / "run1.log")
     try:
         _log_in_to_the_console(env["CONSOLE_PORT"], (tmp_path / "run1.log").read_text())
+        _public_site_shows_the_sample_programme(env["PUBLIC_PORT"], (tmp_path / "run1.log").read_text())
     finally:
         assert _interrupt(first) == 0
     out1 = (tmp_path / "run1.log").read_text()
@@ -116,6 +118,20 @@ def _log_in_to_the_console(port: str, out: str) -> None:
         assert "每月 5 日" in disp.text  # the Schedule the programme made on the policy's day
         stats = http.get("/statistics")
         assert stats.status_code == 200 and "红黄绿灯" in stats.text
+
+
+def _public_site_shows_the_sample_programme(port: str, out: str) -> None:
+    """Issue 14: the public site, printed at startup, shows R2-XXCITY's rectification list without a login."""
+    import httpx
+
+    url = f"http://127.0.0.1:{port}/"
+    assert f"Public site:   {url}" in out and f"{url}p/R2-XXCITY" in out
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert "R2-XXCITY" in http.get("/").text
+        page = http.get("/p/R2-XXCITY")
+        assert page.status_code == 200 and "整改清单" in page.text and "FB-01" in page.text
+        assert "set-cookie" not in page.headers
+        assert http.get("/login").status_code == 404  # none of the console's routes
 
 
 def _processes_mentioning(text: str) -> list[str]:

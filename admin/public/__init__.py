@@ -1,0 +1,1 @@
+"""The public disclosure site (issue 14): `python -m admin.public`; see admin/public/app.py."""
