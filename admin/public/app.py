@@ -17,6 +17,8 @@ publication ledger (admin/publication.py). None of the console's routes exist he
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +61,7 @@ class PublicSettings:
     max_text: int = d.MAX_TEXT
     # Take the client address from X-Forwarded-For's last hop: only behind a proxy that sets it.
     trust_forwarded: bool = False
+    redeliver_seconds: float = 30.0  # how often objections the engine did not take are sent again
 
     @classmethod
     def from_env(cls) -> PublicSettings:
@@ -73,6 +76,7 @@ class PublicSettings:
                 contact_window=timedelta(minutes=_int("PUBLIC_RATE_CONTACT_WINDOW_MINUTES", 24 * 60))),
             max_text=_int("PUBLIC_OBJECTION_MAX_CHARS", d.MAX_TEXT),
             trust_forwarded=os.environ.get("PUBLIC_TRUST_FORWARDED", "").lower() in ("1", "true", "yes"),
+            redeliver_seconds=float(_int("PUBLIC_REDELIVER_SECONDS", 30)),
         )
 
 
@@ -98,14 +102,25 @@ def create_app(settings: Any = None, public: PublicSettings | None = None) -> Fa
         app.state.pool = pool
         app.state.client = await connect_client(settings, identity="public-site")
         app.state.key = await store.form_key(pool)
-        try:
-            await store.deliver_pending(pool, app.state.client)
-        except Exception as e:  # noqa: BLE001 - the site serves even if the engine is down now
-            log.warning("public_deliver_pending_failed", error=str(e))
+
+        async def redeliver() -> None:
+            # Objections stored while the engine did not answer are delivered at start and then
+            # every `redeliver_seconds`, so none waits for a restart or for its receipt to be read.
+            while True:
+                try:
+                    await store.deliver_pending(pool, app.state.client)
+                except Exception as e:  # noqa: BLE001 - the site serves even if the engine is down now
+                    log.warning("public_deliver_pending_failed", error=str(e))
+                await asyncio.sleep(public.redeliver_seconds)
+
+        task = asyncio.create_task(redeliver(), name="public-redeliver")
         log.info("public_site_started")
         try:
             yield
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await pool.close()
 
     app = FastAPI(title="督察整改公开 Public disclosure", lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -97,6 +97,12 @@ async def deliver(pool: asyncpg.Pool, client: Any, row_id: int, signing_keys: tu
         if e.error_type == "EngineUnavailable":
             log.warning("public_objection_not_delivered", ref=r["objection_ref"], error=e.message)
             return "STORED"
+        if e.error_type == "DuplicateRequestError":
+            # Its request id is this objection's own: the case already has it (an earlier delivery
+            # whose answer was lost, after the case continued as new). Delivered, not refused.
+            await pool.execute("UPDATE public_objection SET status = 'DELIVERED', delivered_at = clock_timestamp() "
+                               "WHERE id = $1 AND status = 'STORED'", row_id)
+            return "DELIVERED"
         await pool.execute("UPDATE public_objection SET status = 'REFUSED', refused_reason = $2 WHERE id = $1 "
                            "AND status = 'STORED'", row_id, f"{e.error_type}: {e.message}"[:1000])
         return "REFUSED"

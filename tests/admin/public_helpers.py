@@ -28,6 +28,7 @@ from tests.harness import RU
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 PER_ADDRESS, PER_CONTACT, MAX_CHARS = 3, 2, 500
+REDELIVER_SECONDS = 2  # the site sends stored, undelivered objections again this often
 
 
 @dataclass
@@ -47,7 +48,7 @@ async def public_site(console: Console, tmp_path_factory) -> AsyncIterator[Publi
                # Each test speaks from its own address (X-Forwarded-For), so the limits are per test.
                PUBLIC_TRUST_FORWARDED="true", PUBLIC_RATE_PER_ADDRESS=str(PER_ADDRESS),
                PUBLIC_RATE_PER_CONTACT=str(PER_CONTACT), PUBLIC_OBJECTION_MAX_CHARS=str(MAX_CHARS),
-               LOG_LEVEL="WARNING")
+               PUBLIC_REDELIVER_SECONDS=str(REDELIVER_SECONDS), LOG_LEVEL="WARNING")
     fh = log.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "admin.public"], cwd=ROOT, env=env, stdout=fh,
                             stderr=subprocess.STDOUT)

@@ -6,6 +6,7 @@ Real console, worker, PostgreSQL and Temporal dev server; the site runs as `pyth
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -17,6 +18,7 @@ from tests.admin.public_helpers import (
     MAX_CHARS,
     PER_ADDRESS,
     PER_CONTACT,
+    REDELIVER_SECONDS,
     PublicSite,
     form_token,
     lodge,
@@ -213,6 +215,31 @@ async def test_an_objection_stored_but_not_delivered_reaches_the_case_on_lookup(
             r = await http.get(f"{public_site.url}/receipt", params={"no": receipt})
             assert r.status_code == 200 and "待整改办裁定" in r.text, r.text[-800:]
     assert await console.pool.fetchval("SELECT status FROM public_objection WHERE receipt = $1", receipt) == "DELIVERED"
+    n = await console.pool.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1 AND event = 'OBJECT' "
+                                    "AND actor_user = $2", prg.posting, f"public-site:{ref}")
+    assert n == 1
+
+
+async def test_an_objection_stored_while_the_engine_was_away_is_delivered_without_a_lookup(
+        console: Console, public_site: PublicSite) -> None:  # noqa: F811
+    """Nobody looks the receipt up: the site's own redelivery (every PUBLIC_REDELIVER_SECONDS)
+    sends the stored objection to its case, once, and the posting pauses."""
+    from admin.public.store import new_receipt
+
+    prg = await make_programme(console)
+    receipt, ref = new_receipt(), f"PO-{uuid.uuid4().hex[:8].upper()}"
+    await console.pool.execute(
+        "INSERT INTO public_objection (receipt, objection_ref, programme_id, case_no, text, contact, contact_kind, "
+        "address) VALUES ($1, $2, $3, $4, '引擎不可用时存储的异议:河道仍有黑臭', '13700000001', 'PHONE', '10.9.9.8')",
+        receipt, ref, prg.pid, prg.posting)
+    status = "STORED"
+    for _ in range(150):  # up to 30 s; the site retries every REDELIVER_SECONDS
+        status = await console.pool.fetchval("SELECT status FROM public_objection WHERE receipt = $1", receipt)
+        if status != "STORED":
+            break
+        await asyncio.sleep(0.2)
+    assert status == "DELIVERED"
+    await asyncio.sleep(REDELIVER_SECONDS + 1)  # another pass of the loop sends nothing more
     n = await console.pool.fetchval("SELECT count(*) FROM ledger WHERE case_no = $1 AND event = 'OBJECT' "
                                     "AND actor_user = $2", prg.posting, f"public-site:{ref}")
     assert n == 1
