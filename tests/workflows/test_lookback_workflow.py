@@ -144,13 +144,11 @@ async def test_sample_is_recorded_and_deterministic_and_office_may_close_early(
         assert proj["stage"] == "CLOSED" and proj["selected"] == 3 and proj["visited"] == 0
 
 
-async def test_archived_case_is_reopened_by_a_campaign_AWAITS_REOPEN_MERGE(
+async def test_archived_case_is_reopened_by_a_campaign(
     ts_env: WorkflowEnvironment, ts_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
-    """A rebound found on an ARCHIVED case (its workflow completed) reopens it as a linked new cycle.
-
-    Fails on the look-back branch alone: its minimal workflows/reopen.py reopens live cases only;
-    the `reopen` part's reopen_case (issue 14) replaces it at merge and makes this pass."""
+    """A rebound found on an ARCHIVED case (its workflow completed) reopens it as a linked new cycle
+    (workflows.reopen.reopen_case starts a new run of the same case from its kept final state)."""
     prog = f"P-{uuid.uuid4().hex[:6]}"
     async with case_worker(ts_client, pool, task_queue):
         cases = await closed_cases(ts_env, ts_client, pool, task_queue, 2, prog,
@@ -163,3 +161,8 @@ async def test_archived_case_is_reopened_by_a_campaign_AWAITS_REOPEN_MERGE(
         state = await lc.campaign_state(ts_client, cid)
         item = next(i for i in state.items if i.case_no == cases[0].case_no)
         assert item.reopen is ReopenStatus.REOPENED, item.reopen_error
+        # The case is back: a new run of the same case, rectifying, its ledger row naming the old run.
+        assert (await cases[0].projection())["stage"] == "RECTIFYING"
+        row = await pool.fetchrow("SELECT from_stage, data FROM ledger WHERE case_no = $1 AND event = 'REOPEN'",
+                                  cases[0].case_no)
+        assert row["from_stage"] == "ARCHIVED" and "previous_run_id" in str(row["data"])
