@@ -32,13 +32,13 @@ SCENARIOS = ("lifecycle", "replay", "ledger", "scale", "latency", "escalation", 
 SCALES: dict[str, dict[str, Any]] = {
     # CI smoke: every figure present, under a minute.
     "tiny": dict(lifecycle=4, lifecycle_concurrency=4, open=[30], rate=5.0, latency_seconds=2, k=8,
-                 ledger_rows=200, cache_values=[10, 100], profile=0),
+                 ledger_rows=200, cache_values=[10, 100], profile=0, settle_seconds=0),
     # A few minutes: N = 1,000 open cases.
     "small": dict(lifecycle=40, lifecycle_concurrency=10, open=[1000], rate=10.0, latency_seconds=15, k=200,
-                  ledger_rows=3000, cache_values=[500, 2000], profile=20),
+                  ledger_rows=3000, cache_values=[500, 2000], profile=20, settle_seconds=300),
     # The issue's figures: N = 1,000 and 10,000 open cases, K = 1,000.
     "full": dict(lifecycle=150, lifecycle_concurrency=10, open=[1000, 10000], rate=10.0, latency_seconds=30,
-                 k=1000, ledger_rows=20000, cache_values=[1000, 2000], profile=30),
+                 k=1000, ledger_rows=20000, cache_values=[1000, 2000], profile=30, settle_seconds=600),
 }
 
 TARGETS = {
@@ -197,7 +197,10 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
         if "escalation" in only:
             k = min(cfg["k"], len(oc.transferred))
             print(f"[{_t(t_start)}] timer lag: {k} floor timers, then {k} case deadlines at one moment", flush=True)
+            # The ramp's backlog (dev server, worker) worked off first (at most settle_seconds).
+            settled = [await _settle(max_seconds=cfg["settle_seconds"])]
             fl = await escalation.floor_timers(env, k)
+            settled.append(await _settle(max_seconds=cfg["settle_seconds"]))
             prof = None
             if profile_seconds:  # from the fast-forwards through the burst
                 prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds,
@@ -207,6 +210,7 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             if prof is not None:
                 esc["profile"] = await prof.finish()
             esc["floor"] = fl
+            esc["settle_before_floor"], esc["settle_before_cases"] = settled
             fp99 = fl["wake_lag"]["p99"]
             esc["ratios_p99"] = {name: ratio(esc[name]["p99"], fp99) for name in ("wake_lag", "ledger_lag", "outbox_lag")}
             esc["ratios_p50"] = {name: ratio(esc[name]["p50"], fl["wake_lag"]["p50"])
@@ -229,16 +233,41 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
 
 
 def _log_problems(path: Path) -> dict[str, Any]:
-    """Warnings and errors the worker logged during the run (expected: none)."""
+    """Warnings and errors the worker logged during the run (expected: none), with the whole text
+    of the first few (a traceback's last lines name the cause) and a count by its last line."""
     found: list[str] = []
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
     try:
         with path.open(errors="replace") as f:
             for line in f:
-                if "[warning" in line or "[error" in line or "Traceback" in line:
+                problem = "[warning" in line or "[error" in line or "Traceback" in line
+                if problem:
                     found.append(line.strip()[:300])
+                if "[warning" in line or "[error" in line:
+                    current = [line.rstrip()[:300]]
+                    blocks.append(current)
+                elif current is not None and (line.startswith((" ", "\t", "Traceback")) or ":" in line[:60]):
+                    if len(current) < 80:
+                        current.append(line.rstrip()[:300])
+                else:
+                    current = None
     except OSError:
         pass
-    return {"problems": len(found), "examples": found[:5]}
+    causes = Counter(b[-1] for b in blocks)
+    return {"problems": len(found), "examples": found[:5], "first": ["\n".join(b) for b in blocks[:3]],
+            "by_last_line": dict(causes.most_common(10))}
+
+
+async def _settle(below: float = 1.0, max_seconds: float = 600.0) -> dict[str, Any]:
+    """Wait until the machine is quiet (1-minute load average below `below`, at most `max_seconds`),
+    so a timer-lag measurement does not start while the dev server still works off the ramp
+    (seen at 100-140 % CPU for minutes after opening 10,000 cases)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_seconds and os.getloadavg()[0] >= below:
+        await asyncio.sleep(5)
+    return {"waited_seconds": round(time.monotonic() - t0, 1), "loadavg": loadavg(),
+            "quiet": os.getloadavg()[0] < below}
 
 
 def _t(t0: float) -> str:
