@@ -247,7 +247,8 @@ def _log_problems(path: Path) -> dict[str, Any]:
                 if "[warning" in line or "[error" in line:
                     current = [line.rstrip()[:300]]
                     blocks.append(current)
-                elif current is not None and (line.startswith((" ", "\t", "Traceback")) or ":" in line[:60]):
+                elif current is not None and not line[:1].isdigit() and (
+                        line.startswith((" ", "\t", "Traceback")) or ":" in line[:60]):
                     if len(current) < 80:
                         current.append(line.rstrip()[:300])
                 else:
