@@ -9,10 +9,8 @@ hashes); projection and item rows only move forward (last_seq); notices are keye
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import date
-from pathlib import Path
 
 import asyncpg
 import structlog
@@ -22,6 +20,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.case_activities import CaseActivities
 from activities.failures import classified
+from activities.policy_source import policy_section
+from audit.chain import GENESIS, side_ledger_hash
 from domain.calendar import add_days
 from domain.enums import DayCount
 from domain.lookback import (
@@ -40,29 +40,20 @@ from domain.lookback import (
 from domain.lookback_rules import DONE
 
 log = structlog.get_logger(__name__)
-GENESIS = "0" * 64
 
 
 def lookback_row_hash(e: LookbackEntry, prev: str) -> str:
     """sha256 over the previous row's hash and this row's content (canonical JSON)."""
-    body = json.dumps({
+    return side_ledger_hash(prev, {
         "campaign_id": e.campaign_id, "seq": e.seq, "event": e.event, "actor_user": e.actor.user_id,
         "actor_role": e.actor.role.value, "actor_unit": e.actor.unit, "at": e.at.isoformat(),
         "reason": e.reason, "request_id": e.request_id, "case_no": e.case_no, "data": e.data,
-    }, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev + "\n" + body).encode()).hexdigest()
+    })
 
 
 def load_lookback_policy(policy_file: str | None) -> LookbackPolicy:
     """POLICY_FILE's "lookback" object over the defaults; office and supervision units from the case policy."""
-    from activities.policy_source import load_policy
-
-    case_policy = load_policy(policy_file)
-    raw: dict = {}
-    if policy_file:
-        raw = dict(json.loads(Path(policy_file).read_text(encoding="utf-8")).get("lookback") or {})
-    raw.setdefault("office_unit", case_policy.office_unit)
-    raw.setdefault("supervision_units", list(case_policy.supervision_units))
+    raw = policy_section(policy_file, "lookback")
     try:
         return LookbackPolicy.model_validate(raw)
     except ValidationError as e:

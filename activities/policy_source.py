@@ -25,3 +25,15 @@ def load_policy(path: str | Path | None) -> Policy:
         raise PolicyFileError(f"policy file {p} does not exist") from None
     except (json.JSONDecodeError, ValidationError) as e:
         raise PolicyFileError(f"policy file {p} is not a valid policy: {e}") from None
+
+
+def policy_section(path: str | Path | None, key: str) -> dict:
+    """POLICY_FILE's object under `key` (empty when absent), with the office and supervision units
+    defaulting to the case policy's: the raw input of a programme's or a look-back's policy model."""
+    case_policy = load_policy(path)
+    raw: dict = {}
+    if path:
+        raw = dict(json.loads(Path(path).read_text(encoding="utf-8")).get(key) or {})
+    raw.setdefault("office_unit", case_policy.office_unit)
+    raw.setdefault("supervision_units", list(case_policy.supervision_units))
+    return raw

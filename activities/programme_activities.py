@@ -8,9 +8,7 @@ sha256 to the previous row of its programme (deterministic: a retry computes the
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import asyncpg
 import structlog
@@ -20,7 +18,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.case_activities import CaseActivities
 from activities.failures import classified
-from activities.policy_source import load_policy
+from activities.policy_source import policy_section
+from audit.chain import GENESIS, side_ledger_hash
 from domain.programme import (
     ProgrammeEntry,
     ProgrammePolicy,
@@ -34,28 +33,21 @@ from domain.programme import (
 )
 
 log = structlog.get_logger(__name__)
-GENESIS = "0" * 64
 
 
 def programme_row_hash(e: ProgrammeEntry, prev: str) -> str:
     """sha256 over the previous row's hash and this row's content (canonical JSON)."""
-    body = json.dumps({
+    return side_ledger_hash(prev, {
         "programme_id": e.programme_id, "seq": e.seq, "event": e.event, "actor_user": e.actor.user_id,
         "actor_role": e.actor.role.value, "actor_unit": e.actor.unit, "at": e.at.isoformat(),
         "reason": e.reason, "request_id": e.request_id, "data": e.data,
-    }, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev + "\n" + body).encode()).hexdigest()
+    })
 
 
 def load_programme_policy(policy_file: str | None) -> ProgrammePolicy:
     """The deployment's programme rules: POLICY_FILE's "programme" object over the defaults;
     office and supervision units come from the case policy."""
-    case_policy = load_policy(policy_file)
-    raw: dict = {}
-    if policy_file:
-        raw = dict(json.loads(Path(policy_file).read_text(encoding="utf-8")).get("programme") or {})
-    raw.setdefault("office_unit", case_policy.office_unit)
-    raw.setdefault("supervision_units", list(case_policy.supervision_units))
+    raw = policy_section(policy_file, "programme")
     try:
         return ProgrammePolicy.model_validate(raw).checked()
     except ValidationError as e:

@@ -204,3 +204,10 @@ def verify_chain(case_no: str, records: list[Mapping[str, Any]]) -> ChainReport:
         prev_stored = stored_hash or recomputed
         expected_seq = seq + 1
     return ChainReport(case_no=case_no, rows=len(records), legacy_rows=legacy, last_hash=prev_stored, breaks=breaks)
+
+
+def side_ledger_hash(prev: str, content: Mapping[str, Any]) -> str:
+    """The chain of the side ledgers (programme_ledger, lookback_ledger): sha256 over the previous
+    row's hash, a newline and the row's content as canonical JSON (sorted keys, compact)."""
+    body = json.dumps(dict(content), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev + "\n" + body).encode()).hexdigest()
