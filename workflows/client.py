@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
@@ -258,3 +259,32 @@ async def blocked(client: Client, case_no: str) -> BlockedStep | None:
 async def nudge(client: Client, case_no: str, reason: str) -> None:
     """Make a case re-evaluate its clock now (the escalation watchdog)."""
     await client.get_workflow_handle(case_workflow_id(case_no)).signal("nudge", reason)
+
+
+async def update_or_refusal(
+    handle: Any, update: Any, req: Any, *, update_id: str, result_type: Any = None,
+    not_found: tuple[str, str], ended: tuple[str, str], not_ready: str, attempts: int = 11,
+) -> tuple[Any, str, str]:
+    """Send one Update to a long-lived workflow (programme, look-back campaign): (result, "", "")
+    when accepted, else (None, error type, message). A workflow still loading (error type
+    `not_ready`) is asked again, up to `attempts` times; a missing or ended workflow answers with
+    the (error type, message) of `not_found` or `ended`."""
+    error_type, message = "", ""
+    for attempt in range(attempts):
+        try:
+            kwargs = {"result_type": result_type} if result_type is not None else {}
+            return await handle.execute_update(update, req, id=update_id, **kwargs), "", ""
+        except WorkflowUpdateFailedError as e:
+            error_type, message = _refusal(e.cause)
+        except RPCError as e:
+            text = str(e).lower()
+            if "not found" in text:
+                error_type, message = not_found
+            elif "already completed" in text:
+                error_type, message = ended
+            else:
+                error_type, message = "RPCError", str(e)
+        if error_type != not_ready or attempt == attempts - 1:
+            break
+        await asyncio.sleep(0.2 * (attempt + 1))
+    return None, error_type, message

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import asyncpg
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from domain.errors import CaseError
 from domain.lookback import (
@@ -27,7 +25,7 @@ from domain.lookback import (
 )
 from domain.lookback_rules import authorize_office
 from domain.model import Actor
-from workflows.client import ActionRefusedError, _refusal, record_refusal
+from workflows.client import ActionRefusedError, record_refusal, update_or_refusal
 from workflows.lookback_workflow import LookbackCampaignWorkflow
 
 _ACTIONS = {SelectRequest: "LOOKBACK_SELECT", FindingRequest: "LOOKBACK_FINDING", CloseRequest: "LOOKBACK_CLOSE"}
@@ -65,23 +63,14 @@ async def _update(client: Client, campaign_id: str, name: str, req: BaseModel,
                   pool: asyncpg.Pool | None) -> CampaignResult:
     handle = client.get_workflow_handle(lookback_workflow_id(campaign_id))
     actor: Actor = req.actor  # type: ignore[attr-defined]
-    for attempt in range(11):
-        try:
-            return await handle.execute_update(name, req, id=f"{actor.user_id}/{req.request_id}",  # type: ignore[attr-defined]
-                                               result_type=CampaignResult)
-        except WorkflowUpdateFailedError as e:
-            error_type, message = _refusal(e.cause)
-        except RPCError as e:
-            text = str(e).lower()
-            if "not found" in text:
-                error_type, message = "CampaignNotFoundError", f"no look-back campaign {campaign_id}"
-            elif "already completed" in text:
-                error_type, message = "CampaignClosedError", f"look-back campaign {campaign_id} has ended"
-            else:
-                error_type, message = "RPCError", str(e)
-        if error_type != "CampaignNotReadyError" or attempt == 10:
-            break
-        await asyncio.sleep(0.2 * (attempt + 1))
+    result, error_type, message = await update_or_refusal(
+        handle, name, req, update_id=f"{actor.user_id}/{req.request_id}",  # type: ignore[attr-defined]
+        result_type=CampaignResult,
+        not_found=("CampaignNotFoundError", f"no look-back campaign {campaign_id}"),
+        ended=("CampaignClosedError", f"look-back campaign {campaign_id} has ended"),
+        not_ready="CampaignNotReadyError")
+    if result is not None:
+        return result
     if pool is not None:
         shim = SimpleNamespace(request_id=req.request_id, action=_ACTIONS.get(type(req), name), actor=actor)  # type: ignore[attr-defined]
         await _record(pool, campaign_id, shim, error_type, message)

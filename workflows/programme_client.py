@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from domain.model import Actor
 from domain.programme import (
@@ -21,7 +18,7 @@ from domain.programme import (
     authorize_create,
     programme_workflow_id,
 )
-from workflows.client import ActionRefusedError, _refusal, record_refusal
+from workflows.client import ActionRefusedError, record_refusal, update_or_refusal
 from workflows.programme_workflow import ProgrammeWorkflow
 
 
@@ -56,22 +53,13 @@ async def act_programme(client: Client, programme_id: str, req: ProgrammeRequest
     A refused Update leaves no trace in the workflow's history: with `pool`, the refusal is
     written to `refused_action` under case_no "programme:<id>", like a case's."""
     handle = client.get_workflow_handle_for(ProgrammeWorkflow.run, programme_workflow_id(programme_id))
-    for attempt in range(11):
-        try:
-            return await handle.execute_update(ProgrammeWorkflow.act, req, id=f"{req.actor.user_id}/{req.request_id}")
-        except WorkflowUpdateFailedError as e:
-            error_type, message = _refusal(e.cause)
-        except RPCError as e:
-            text = str(e).lower()
-            if "not found" in text:
-                error_type, message = "ProgrammeNotFoundError", f"no programme {programme_id}"
-            elif "already completed" in text:
-                error_type, message = "ProgrammeCompletedError", f"programme {programme_id} has completed"
-            else:
-                error_type, message = "RPCError", str(e)
-        if error_type != "ProgrammeNotReadyError" or attempt == 10:
-            break
-        await asyncio.sleep(0.2 * (attempt + 1))
+    result, error_type, message = await update_or_refusal(
+        handle, ProgrammeWorkflow.act, req, update_id=f"{req.actor.user_id}/{req.request_id}",
+        not_found=("ProgrammeNotFoundError", f"no programme {programme_id}"),
+        ended=("ProgrammeCompletedError", f"programme {programme_id} has completed"),
+        not_ready="ProgrammeNotReadyError")
+    if result is not None:
+        return result
     if pool is not None:
         await record_refusal(pool, refusal_key(programme_id), req, error_type, message)  # type: ignore[arg-type]
     raise ActionRefusedError(programme_id, error_type, message)
