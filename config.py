@@ -68,6 +68,9 @@ class Settings:
     max_concurrent_activities: int = 20
     workflow_task_pollers: int = 0
     activity_task_pollers: int = 0
+    # Patch ids this worker leaves inactive in new runs (comma-separated; README "Rolling out a
+    # workflow change"): the first phase of a rolling deploy, or a lever's "before" in bench/.
+    inactive_patches: str = ""
     notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
@@ -126,6 +129,7 @@ class Settings:
             max_concurrent_activities=_int("WORKER_MAX_CONCURRENT_ACTIVITIES", d.max_concurrent_activities),
             workflow_task_pollers=_int("WORKER_WORKFLOW_TASK_POLLERS", d.workflow_task_pollers),
             activity_task_pollers=_int("WORKER_ACTIVITY_TASK_POLLERS", d.activity_task_pollers),
+            inactive_patches=_env("WORKER_INACTIVE_PATCHES", d.inactive_patches),
             notice_batch_size=_int("NOTICE_BATCH_SIZE", d.notice_batch_size),
             archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),

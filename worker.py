@@ -68,7 +68,43 @@ def worker_tuning(settings: Settings) -> dict[str, object]:
         kw["max_concurrent_workflow_task_polls"] = settings.workflow_task_pollers
     if settings.activity_task_pollers > 0:
         kw["max_concurrent_activity_task_polls"] = settings.activity_task_pollers
+    inactive = inactive_patch_ids(settings)
+    if inactive:
+        kw["patch_activation_callback"] = lambda inp: inp.patch_id not in inactive
     return kw
+
+
+def inactive_patch_ids(settings: Settings) -> frozenset[str]:
+    """WORKER_INACTIVE_PATCHES: patch ids new runs on this worker do not take (they keep the code
+    before the patch, and record no marker, so any worker replays them). Replays are unaffected:
+    a run that recorded a patch's marker takes it on every worker. Unknown ids are refused."""
+    ids = frozenset(p.strip() for p in settings.inactive_patches.split(",") if p.strip())
+    unknown = ids - known_patch_ids()
+    if unknown:
+        raise ValueError(
+            f"WORKER_INACTIVE_PATCHES names unknown patch id(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(known_patch_ids()))}"
+        )
+    from workflows.case_workflow import IMPLIED_BY_LOCAL, LOCAL_ACTIVITIES_PATCH
+
+    implied = ids & set(IMPLIED_BY_LOCAL)
+    if implied and LOCAL_ACTIVITIES_PATCH not in ids:
+        raise ValueError(
+            f"WORKER_INACTIVE_PATCHES: {', '.join(sorted(implied))} stays active in new case runs unless "
+            f"{LOCAL_ACTIVITIES_PATCH} (which implies it) is inactive too; add it"
+        )
+    return ids
+
+
+def known_patch_ids() -> frozenset[str]:
+    """Every patch id the registered workflows use (module constants named *_PATCH)."""
+    import sys
+
+    ids: set[str] = set()
+    for wf in WORKFLOWS:
+        module = sys.modules[wf.__module__]
+        ids.update(v for k, v in vars(module).items() if k.endswith("_PATCH") and isinstance(v, str))
+    return frozenset(ids)
 
 
 def build_worker(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
@@ -79,6 +80,12 @@ SIDE_TABLE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_at
 BLOCKED_PATCH = "case-blocked-v1"
 
 
+_R = TypeVar("_R")
+# Set by file_case at the start (CaseStage, CaseKind, ResponsibleUnits, InspectionRound) or carried
+# over by continue-as-new: with LOCAL_ACTIVITIES_PATCH the run knows them and upserts only changes.
+SEEDED_SEARCH_ATTRIBUTES = (CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, INSPECTION_ROUND, CASE_DUE_AT, ESCALATION_RUNG)
+
+
 class _Blocked(Exception):
     """Raised through `_perform` when the decision could not be recorded and the case blocked."""
 # Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
@@ -93,6 +100,14 @@ FOLLOWUP_PATCH = "milestones-timers-1"
 # Issue 14: a run that ends ARCHIVED keeps its final state in PostgreSQL (record_archived_state),
 # so that the case can be reopened as a new run after the server's retention removed this one.
 ARCHIVE_SNAPSHOT_PATCH = "reopen-archive-snapshot-1"
+# Issue 15: fewer workflow tasks per action. The policy and the calendar computations (deadline,
+# follow-up schedule) run as local activities: a marker in the same workflow task instead of a
+# scheduled activity and one more workflow task. The search attributes the run starts with (set
+# by file_case, carried over by continue-as-new) are not upserted again, and the older patches
+# are implied instead of recorded (`_patched`).
+LOCAL_ACTIVITIES_PATCH = "local-calendar-activities-1"
+# What a run that took LOCAL_ACTIVITIES_PATCH takes without asking (`_patched`).
+IMPLIED_BY_LOCAL = (BLOCKED_PATCH, ESCALATION_RULES_PATCH, FANOUT_PATCH, FOLLOWUP_PATCH, ARCHIVE_SNAPSHOT_PATCH)
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -118,6 +133,7 @@ class CaseWorkflow:
         self._unblock: UnblockRequest | None = None
         self._blocks = 0
         self._followup = False  # set by run() from workflow.patched(FOLLOWUP_PATCH)
+        self._local: bool | None = None  # workflow.patched(LOCAL_ACTIVITIES_PATCH), on first use
         if inp.state is None and inp.policy is not None:
             # With the policy in the input the case exists from the first instant,
             # so an action sent right after the start is validated, not bounced.
@@ -136,19 +152,18 @@ class CaseWorkflow:
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseWorkflowResult:
-        self._esc_rules = workflow.patched(ESCALATION_RULES_PATCH)
-        self._followup = workflow.patched(FOLLOWUP_PATCH)
+        self._esc_rules = self._patched(ESCALATION_RULES_PATCH)
+        self._followup = self._patched(FOLLOWUP_PATCH)
         if self._state is not None:
             esc.adopt_rules(self._state, self._esc_rules)
             fu.adopt(self._state, self._followup, workflow.now())
         if not self._filed:
             if self._filing is None:
-                policy = await workflow.execute_activity(
+                policy = await self._read_activity(
                     "load_policy",
                     PolicyRequest(case_no=inp.filing.case_no, ladder_profile=inp.filing.ladder_profile),
-                    result_type=Policy,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
+                    Policy,
+                    local=self._uses_local_activities(),
                 )
                 self._filing = _new_case(inp.filing, policy, inp.filed_by)
                 esc.adopt_rules(self._filing.state, self._esc_rules)
@@ -168,7 +183,7 @@ class CaseWorkflow:
             await self._apply_child_updates()
             state = self._require_state()
             if state.stage is Stage.ARCHIVED:
-                if workflow.patched(ARCHIVE_SNAPSHOT_PATCH):
+                if self._patched(ARCHIVE_SNAPSHOT_PATCH):
                     await workflow.execute_activity(
                         "record_archived_state",
                         ArchivedStateRecord(case_no=state.case_no, workflow_run_id=workflow.info().run_id,
@@ -272,7 +287,7 @@ class CaseWorkflow:
             cause = e.cause
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
                 raise
-            if not workflow.patched(BLOCKED_PATCH):
+            if not self._patched(BLOCKED_PATCH):
                 raise
             self._state = before
             self._held = decision
@@ -324,26 +339,17 @@ class CaseWorkflow:
         """Adopt a decision: compute its deadline, then record everything once."""
         self._state = decision.state
         entries, notices = list(decision.entries), list(decision.notices)
+        local = self._uses_local_activities()
         if decision.deadline_request is not None:
-            computed = await workflow.execute_activity(
-                "compute_deadline",
-                decision.deadline_request,
-                result_type=ComputedDeadline,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
+            computed = await self._read_activity(
+                "compute_deadline", decision.deadline_request, ComputedDeadline, local=local
             )
             applied = d.apply_deadline(self._state, computed, workflow.now())
             self._state = applied.state
             entries += applied.entries
             notices = d.attach_deadline(notices, computed) + applied.notices
         if self._followup and (fu_req := fu.schedule_request(self._state, workflow.now())) is not None:
-            dated = await workflow.execute_activity(
-                "compute_followup_schedule",
-                fu_req,
-                result_type=ScheduleResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
-            )
+            dated = await self._read_activity("compute_followup_schedule", fu_req, ScheduleResult, local=local)
             timed = d.apply_followup_schedule(self._state, dated, workflow.now())
             self._state = timed.state
             entries += timed.entries
@@ -368,6 +374,41 @@ class CaseWorkflow:
         self._dirty = True
         if self._state.filing.parent_case_no:
             await self._report_to_parent()
+
+    def _patched(self, patch_id: str) -> bool:
+        """`workflow.patched(patch_id)` for a patch older than LOCAL_ACTIVITIES_PATCH.
+
+        A run that took LOCAL_ACTIVITIES_PATCH started under code that has every older patch, so
+        it takes them all without recording their markers: each marker costs two history events
+        (the marker and an upsert of TemporalChangeVersion) in every run. Runs without it (older
+        histories, or the patch left inactive by WORKER_INACTIVE_PATCHES) ask as before.
+        """
+        return self._uses_local_activities() or workflow.patched(patch_id)
+
+    def _uses_local_activities(self) -> bool:
+        """Issue 15's patch, asked once per run: at the start of run(), or earlier by an Update
+        delivered with the first workflow task of a continued run."""
+        if self._local is None:
+            self._local = workflow.patched(LOCAL_ACTIVITIES_PATCH)
+            if self._local:
+                sa = workflow.info().typed_search_attributes
+                self._sa = {key.name: sa.get(key) for key in SEEDED_SEARCH_ATTRIBUTES}
+        return self._local
+
+    async def _read_activity(self, name: str, arg: object, result_type: type[_R], *, local: bool) -> _R:
+        """An activity that only reads configuration (policy, calendar): local when `local` (issue 15).
+
+        Safe as a local activity because it writes nothing: a workflow task that fails after it
+        only runs it again. Its result is recorded either way (marker or completed activity).
+        """
+        if local:
+            return await workflow.execute_local_activity(
+                name, arg, result_type=result_type,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
 
     # ------------------------------------------------------------ county fan-out (issue 13)
 
@@ -486,7 +527,7 @@ class CaseWorkflow:
             fans_out = False
             try:
                 state = self._require_state()
-                fans_out = req.action is Action.TRANSFER and fanout.applies(state) and workflow.patched(FANOUT_PATCH)
+                fans_out = req.action is Action.TRANSFER and fanout.applies(state) and self._patched(FANOUT_PATCH)
                 if fans_out:
                     decision = await self._fanout_transfer(state, req)
                 else:

@@ -34,6 +34,7 @@ from workflows.case_workflow import CaseWorkflow
 from workflows.contracts import (
     CASE_KIND,
     CASE_STAGE,
+    ESCALATION_RUNG,
     INSPECTION_ROUND,
     RESPONSIBLE_UNITS,
     ActionResult,
@@ -82,6 +83,7 @@ async def file_case(
         SearchAttributePair(CASE_STAGE, Stage.REGISTERED.value),
         SearchAttributePair(CASE_KIND, filing.kind.value),
         SearchAttributePair(RESPONSIBLE_UNITS, list(filing.responsible_units)),
+        SearchAttributePair(ESCALATION_RUNG, 0),  # the run knows it has them and does not upsert again
     ]
     if filing.inspection_round:
         pairs.append(SearchAttributePair(INSPECTION_ROUND, filing.inspection_round))

@@ -42,6 +42,7 @@ from tests.harness import (
     start_dev_env,
 )
 from tests.programme_harness import ProgrammeDriver, make_spec
+from workflows import client as ops
 from workflows.client import ActionRefusedError
 from workflows.contracts import case_workflow_id
 from workflows.programme_client import refresh_programme
@@ -363,6 +364,32 @@ async def milestones_report_escalated(env: WorkflowEnvironment, c: CaseDriver) -
     await c.do(Action.REPORT_PROGRESS, RU, reason="本月完成排查整改")
 
 
+async def local_activities_lifecycle(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 15 (patch local-calendar-activities-1): filed without a policy in the input, so the
+    policy is loaded by a local activity, as are the deadlines and the follow-up schedule; then
+    the whole happy path to 销号."""
+    outcome = await ops.file_case(c.client, c.filing, OFFICE, c.task_queue)
+    assert outcome.filed, outcome
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await c.complete_measures()
+    await _posting(env, c)
+    await c.do(Action.APPLY_CLOSURE, RU)
+    await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+    await c.do(Action.RECORD_FILING, OFFICE)
+
+
+async def local_activities_continue_as_new(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 15: continued runs under the patch (search attributes carried over, not upserted again)."""
+    await continue_as_new(env, c)
+
+
+async def local_activities_milestones(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 15: a milestone missed and escalated under the patch (the follow-up schedule by a
+    local activity; the older patches implied, not recorded)."""
+    await milestones_missed_escalated(env, c)
+
+
 SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
     "happy_path": happy_path,
     "archived_after_lookback": archived_after_lookback,
@@ -378,6 +405,9 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
     "milestones_verify_refused": milestones_verify_refused,
     "milestones_report_escalated": milestones_report_escalated,
     "reopen_archived": reopen_archived,  # issue 14
+    "local_activities_lifecycle": local_activities_lifecycle,  # issue 15
+    "local_activities_continue_as_new": local_activities_continue_as_new,
+    "local_activities_milestones": local_activities_milestones,
 }
 
 
