@@ -71,6 +71,9 @@ class Settings:
     # Patch ids this worker leaves inactive in new runs (comma-separated; README "Rolling out a
     # workflow change"): the first phase of a rolling deploy, or a lever's "before" in bench/.
     inactive_patches: str = ""
+    # Issue 15 levers, on by default; off only to measure them (bench/README.md "Cost per case").
+    share_policies: bool = True  # cases with equal policy snapshots share one object
+    workflow_sandbox: bool = True  # README "Sizing a worker": what the sandbox costs, and why it stays on
     notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
@@ -130,6 +133,8 @@ class Settings:
             workflow_task_pollers=_int("WORKER_WORKFLOW_TASK_POLLERS", d.workflow_task_pollers),
             activity_task_pollers=_int("WORKER_ACTIVITY_TASK_POLLERS", d.activity_task_pollers),
             inactive_patches=_env("WORKER_INACTIVE_PATCHES", d.inactive_patches),
+            share_policies=_bool("WORKER_SHARE_POLICIES", d.share_policies),
+            workflow_sandbox=_bool("WORKER_WORKFLOW_SANDBOX", d.workflow_sandbox),
             notice_batch_size=_int("NOTICE_BATCH_SIZE", d.notice_batch_size),
             archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),

@@ -18,7 +18,7 @@ from datetime import timedelta
 import asyncpg
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import (
     SandboxedWorkflowRunner,
     SandboxRestrictions,
@@ -113,7 +113,9 @@ def build_worker(
     """The worker with every workflow and activity of the engine registered."""
     from activities.dispatch_activities import DispatchActivities, DispatchScheduleActivities
     from activities.lookback_activities import LookbackActivities
+    from domain.shared_policy import set_sharing
 
+    set_sharing(settings.share_policies)  # issue 15: one object per distinct policy snapshot
     acts = CaseActivities(pool, settings.policy_file, settings.calendar_overrides_file)
     programmes = ProgrammeActivities(pool, acts, settings.policy_file)  # issue 13: 整改方案
     from activities.reopen_activities import ReopenActivities  # issue 14: archived final states
@@ -125,7 +127,7 @@ def build_worker(
                     *DispatchScheduleActivities(client, task_queue or settings.task_queue).all(),
                     *ReopenActivities(pool).all(),
                     *LookbackActivities(pool, acts, client, settings.policy_file).all()],  # issue 14: 回头看
-        workflow_runner=sandbox_runner(),
+        workflow_runner=sandbox_runner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         # Log context per activity and failures by type (ops/), then request signing.
         interceptors=[EngineInterceptor(), *_signing_interceptors(settings)],

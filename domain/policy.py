@@ -8,7 +8,7 @@ by an activity and can be overridden by a JSON file (see README, POLICY_FILE).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.enums import (
     RUNG_LABELS_ZH,
@@ -219,6 +219,9 @@ def _default_stage_limits() -> dict[Stage, StageLimit]:
 
 class Policy(BaseModel):
     """Every configurable rule of the procedure, versioned."""
+
+    # Frozen: cases with equal snapshots share one object (domain/shared_policy.py).
+    model_config = ConfigDict(frozen=True)
 
     version: str = "2026.2"  # 2026.2: rung modes, stage ceilings, seed profiles (issue 9)
     stage_limits: dict[Stage, StageLimit] = Field(default_factory=_default_stage_limits)

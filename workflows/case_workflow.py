@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.policy import Policy
     from domain.screening import screen
+    from domain.shared_policy import shared_policy
     from workflows.contracts import (
         CASE_BLOCKED,
         CASE_DUE_AT,
@@ -123,6 +124,11 @@ class CaseWorkflow:
 
     @workflow.init
     def __init__(self, inp: CaseWorkflowInput) -> None:
+        # Issue 15: equal policy snapshots share one object across the worker's cases.
+        if inp.state is not None:
+            inp.state.policy = shared_policy(inp.state.policy)
+        if inp.policy is not None:
+            inp.policy = shared_policy(inp.policy)
         self._state: CaseState | None = inp.state
         self._lock = asyncio.Lock()
         self._dirty = False
@@ -165,7 +171,7 @@ class CaseWorkflow:
                     Policy,
                     local=self._uses_local_activities(),
                 )
-                self._filing = _new_case(inp.filing, policy, inp.filed_by)
+                self._filing = _new_case(inp.filing, shared_policy(policy), inp.filed_by)
                 esc.adopt_rules(self._filing.state, self._esc_rules)
                 fu.adopt(self._filing.state, self._followup, workflow.now())
             async with self._lock:
