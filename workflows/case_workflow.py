@@ -165,13 +165,14 @@ class CaseWorkflow:
             fu.adopt(self._state, self._followup, workflow.now())
         if not self._filed:
             if self._filing is None:
-                policy = await self._read_activity(
+                # Shared at once: this frame keeps `policy` alive for the whole run.
+                policy = shared_policy(await self._read_activity(
                     "load_policy",
                     PolicyRequest(case_no=inp.filing.case_no, ladder_profile=inp.filing.ladder_profile),
                     Policy,
                     local=self._uses_local_activities(),
-                )
-                self._filing = _new_case(inp.filing, shared_policy(policy), inp.filed_by)
+                ))
+                self._filing = _new_case(inp.filing, policy, inp.filed_by)
                 esc.adopt_rules(self._filing.state, self._esc_rules)
                 fu.adopt(self._filing.state, self._followup, workflow.now())
             async with self._lock:
