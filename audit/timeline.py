@@ -115,6 +115,9 @@ def _rung_zh(rung: Any) -> str:
         return str(rung)
 
 
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK core's marker for a local activity's result
+
+
 def _deadline_detail(c: ComputedDeadline, req: DeadlineRequest | None) -> str:
     x = c.explanation
     parts = [f"{_stage(c.stage)} 期限 {c.due_date.isoformat()}(截止 {_local(c.due_at)} 北京时间)",
@@ -156,6 +159,16 @@ class _Builder:
         e = TimelineEntry(**kw)
         self.entries.append(e)
         return e
+
+    def deadline(self, c: ComputedDeadline, req: DeadlineRequest | None, t: datetime, rid: str, eid: int) -> None:
+        """A computed deadline: from a completed compute_deadline activity or its local-activity marker."""
+        label = "公示期计算" if c.purpose == "POSTING" else "期限计算"
+        self.last_deadline = self.add(
+            at=t, kind="DEADLINE", label_zh=label, label_en=f"DEADLINE_COMPUTED({c.purpose})",
+            detail=_deadline_detail(c, req), run_id=rid, event_id=eid,
+            data={"due_date": c.due_date.isoformat(), "due_at": c.due_at.isoformat(),
+                  "stage": c.stage.value, "calendar_version": c.explanation.calendar_version},
+        )
 
     # -------------------------------------------------------------- events
 
@@ -250,14 +263,15 @@ class _Builder:
             a = ev.activity_task_completed_event_attributes
             name, inp = self.activities.get(a.scheduled_event_id, ("", None))
             if name == "compute_deadline":
-                c: ComputedDeadline = decode(a.result, ComputedDeadline)
-                label = "公示期计算" if c.purpose == "POSTING" else "期限计算"
-                self.last_deadline = self.add(
-                    at=t, kind="DEADLINE", label_zh=label, label_en=f"DEADLINE_COMPUTED({c.purpose})",
-                    detail=_deadline_detail(c, inp), run_id=rid, event_id=eid,
-                    data={"due_date": c.due_date.isoformat(), "due_at": c.due_at.isoformat(),
-                          "stage": c.stage.value, "calendar_version": c.explanation.calendar_version},
-                )
+                self.deadline(decode(a.result, ComputedDeadline), inp, t, rid, eid)
+        elif et == EventType.EVENT_TYPE_MARKER_RECORDED:
+            a = ev.marker_recorded_event_attributes
+            # Issue 15: the deadline computed by a local activity (its request is not in the history;
+            # the result and its explanation are).
+            if a.marker_name == LOCAL_ACTIVITY_MARKER and "data" in a.details and "result" in a.details:
+                meta = decode(a.details["data"], dict) or {}
+                if meta.get("activity_type") == "compute_deadline":
+                    self.deadline(decode(a.details["result"], ComputedDeadline), None, t, rid, eid)
         elif et in (EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED, EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT):
             sched = (ev.activity_task_failed_event_attributes.scheduled_event_id
                      if et == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED

@@ -1,8 +1,9 @@
 """A workflow change made without `workflow.patched` fails the replay suite; behind it, it passes.
 
-The change is made to a copy of workflows/case_workflow.py (the real file is
-untouched): one extra durable timer before every ledger write, as a developer
-might add "to let the database settle". Old histories recorded no such timer.
+The change is made to a copy of workflows/case_logic.py, with a copy of
+workflows/case_workflow.py that imports it (the real files are untouched): one
+extra durable timer before every ledger write, as a developer might add "to let
+the database settle". Old histories recorded no such timer.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ PATCHED_TIMER = '        if workflow.patched("settle-before-record"):\n    ' + E
 
 
 def _changed_workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, insert: str) -> type:
-    source = (ROOT / "workflows" / "case_workflow.py").read_text(encoding="utf-8")
-    assert source.count(ANCHOR) == 1, "the workflow changed shape: update ANCHOR"
+    """Copies of case_logic.py (with the change) and case_workflow.py (importing that copy)."""
+    logic = (ROOT / "workflows" / "case_logic.py").read_text(encoding="utf-8")
+    assert logic.count(ANCHOR) == 1, "the workflow changed shape: update ANCHOR"
+    definition = (ROOT / "workflows" / "case_workflow.py").read_text(encoding="utf-8")
+    assert definition.count("from workflows.case_logic import") == 1
     name = f"case_workflow_changed_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{name}.py").write_text(source.replace(ANCHOR, insert + ANCHOR), encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))  # the sandbox re-imports the module by name
-    module = importlib.import_module(name)
-    monkeypatch.setitem(sys.modules, name, module)
-    return module.CaseWorkflow
+    (tmp_path / f"{name}_logic.py").write_text(logic.replace(ANCHOR, insert + ANCHOR), encoding="utf-8")
+    (tmp_path / f"{name}.py").write_text(
+        definition.replace("from workflows.case_logic import", f"from {name}_logic import"), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the sandbox re-imports the modules by name
+    for mod in (f"{name}_logic", name):
+        monkeypatch.setitem(sys.modules, mod, importlib.import_module(mod))
+    return sys.modules[name].CaseWorkflow
 
 
 def _is_case(path: Path) -> bool:
