@@ -50,7 +50,7 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     c = env.client
     prefix = new_prefix("FT")
     due_at = time.time() + 3 * 86400
-    inp = {"wake_at": due_at, "start_activities": 0, "on_timer": {"activities": 0, "timer_days": None},
+    inp = {"wake_at": due_at, "start_activities": 0, "start_local": 0, "on_timer": {"activities": 0, "timer_days": None},
            "finish_on_timer": True}
     handles = await bounded(
         range(k), 50, lambda i: c.start_workflow(FLOOR_WORKFLOW, inp, id=f"floor-{prefix}-{i}",

@@ -28,34 +28,37 @@ _ACT_TIMEOUT = timedelta(seconds=30)
 
 @dataclass(frozen=True)
 class Step:
-    """One step of the path: `activities` no-op activities, then optionally arm the timer."""
+    """One step of the path: `local` no-op local activities, `activities` no-op activities, then
+    optionally arm the timer."""
 
     name: str
     activities: int
     timer_days: float | None  # arm the clock this far ahead (None: no timer in this stage)
     stage: str | None = None  # the stage it leaves the case in (default: a stage named after the step)
+    local: int = 0  # issue 15: the case reads its policy and calendar in local activities
 
 
 # The case's happy path as the bench drives it (bench/lifecycle.py): filing with the
-# deployment policy (load_policy + record), then 7 Updates and one timer (公示期满) that the
-# bench fast-forwards. Activities per step: compute_deadline + record_case_events where the
-# step sets a deadline, record_case_events alone otherwise. Checked against the case's own
-# history by the bench (the "shape" line of the lifecycle figure).
-FILING = Step("FILED", 2, None)
+# deployment policy (load_policy as a local activity + record), then 7 Updates and one timer
+# (公示期满) that the bench fast-forwards. Per step: compute_deadline as a local activity where
+# the step sets a deadline, then record_case_events (issue 15's patch local-calendar-activities-1;
+# before it, both were scheduled activities). Checked against the case's own history by the
+# bench (the "shape" line of the lifecycle figure).
+FILING = Step("FILED", 1, None, local=1)
 CASE_PATH: list[Step] = [
-    Step("TRANSFER", 2, 3),
+    Step("TRANSFER", 1, 3, local=1),
     # entering 整改中 also dates the monthly progress report's timer (compute_followup_schedule)
-    Step("ACKNOWLEDGE", 3, 120),
+    Step("ACKNOWLEDGE", 1, 120, local=2),
     # 措施完成: record only; the stage and its clock stay (the case re-arms its timer)
     Step("COMPLETE_MEASURE", 1, 120, stage="ACKNOWLEDGE"),
     Step("COMPLETE_MEASURE", 1, 120, stage="ACKNOWLEDGE"),
-    Step("SUBMIT_COMPLETION", 2, 14),
-    Step("PRELIM_PASS", 2, 7),  # the posting timer: fast-forwarded, fires POSTING_ENDED
+    Step("SUBMIT_COMPLETION", 1, 14, local=1),
+    Step("PRELIM_PASS", 1, 7, local=1),  # the posting timer: fast-forwarded, fires POSTING_ENDED
 ]
-ON_TIMER = Step("POSTING_ENDED", 2, 7)
+ON_TIMER = Step("POSTING_ENDED", 1, 7, local=1)
 CASE_PATH_AFTER_TIMER: list[Step] = [
-    Step("APPLY_CLOSURE", 2, 28),
-    Step("VERIFY_PASS", 2, 7),
+    Step("APPLY_CLOSURE", 1, 28, local=1),
+    Step("VERIFY_PASS", 1, 7, local=1),
     Step("RECORD_FILING", 1, 365),
 ]
 
@@ -81,7 +84,8 @@ class FloorWorkflow:
     @workflow.run
     async def run(self, inp: dict) -> dict:
         async with self._lock:
-            await self._activities(int(inp.get("start_activities", FILING.activities)), "REGISTERED")
+            await self._activities(int(inp.get("start_activities", FILING.activities)), "REGISTERED",
+                                   int(inp.get("start_local", FILING.local)))
         while not self._done:
             wake = self._wake
             self._dirty = False
@@ -100,8 +104,9 @@ class FloorWorkflow:
             lag = self._timer_fired_at - wake
             async with self._lock:
                 self._wake = None
-                on_timer = inp.get("on_timer", {"activities": ON_TIMER.activities, "timer_days": ON_TIMER.timer_days})
-                await self._activities(int(on_timer["activities"]), "CLOSURE_APPLICATION")
+                on_timer = inp.get("on_timer", {"activities": ON_TIMER.activities, "timer_days": ON_TIMER.timer_days,
+                                                "local": ON_TIMER.local})
+                await self._activities(int(on_timer["activities"]), "CLOSURE_APPLICATION", int(on_timer.get("local", 0)))
                 if on_timer.get("timer_days") is not None:
                     self._wake = workflow.now().timestamp() + float(on_timer["timer_days"]) * 86400
                 if inp.get("finish_on_timer"):
@@ -110,7 +115,9 @@ class FloorWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return {"timer_lag": None, "fired_at": self._timer_fired_at}
 
-    async def _activities(self, n: int, stage: str) -> None:
+    async def _activities(self, n: int, stage: str, local: int = 0) -> None:
+        for i in range(local):
+            await workflow.execute_local_activity(floor_noop, i, start_to_close_timeout=_ACT_TIMEOUT)
         for i in range(n):
             await workflow.execute_activity(floor_noop, i, start_to_close_timeout=_ACT_TIMEOUT)
         if stage != self._stage:
@@ -120,7 +127,8 @@ class FloorWorkflow:
     @workflow.update(name="act")
     async def act(self, step: dict) -> dict:
         async with self._lock:
-            await self._activities(int(step["activities"]), str(step.get("stage") or step["name"]))
+            await self._activities(int(step["activities"]), str(step.get("stage") or step["name"]),
+                                   int(step.get("local", 0)))
             days = step.get("timer_days")
             self._wake = None if days is None else workflow.now().timestamp() + float(days) * 86400
             if step.get("finish"):
@@ -140,4 +148,4 @@ class FloorWorkflow:
 
 def step_payload(step: Step, finish: bool = False) -> dict:
     return {"name": step.name, "activities": step.activities, "timer_days": step.timer_days, "finish": finish,
-            "stage": step.stage}
+            "stage": step.stage, "local": step.local}

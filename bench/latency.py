@@ -59,6 +59,6 @@ async def floor(env: BenchEnv, n: int, rate: float) -> dict[str, Any]:
 
     handles = await bounded(range(n), 50, start)
     await bounded(handles, 20, lambda h: h.query("stage"))  # every first task done: the floor is ready
-    step = step_payload(Step("ACKNOWLEDGE", 2, 120))
+    step = step_payload(Step("ACKNOWLEDGE", 1, 120, local=2))  # as CASE_PATH's 签收
     lat, errors = await _open_loop(rate, handles, lambda h: h.execute_update("act", step))
     return {"rate": rate, **dist(lat), "errors": errors[:5]}

@@ -85,6 +85,7 @@ def shape(events: list[Any]) -> dict[str, int]:
         "events": len(events),
         "updates": c["EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"],
         "activities": c["EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"],
+        "markers": c["EVENT_TYPE_MARKER_RECORDED"],  # local activities and patches (issue 15)
         "timers_started": c["EVENT_TYPE_TIMER_STARTED"],
         "timers_fired": c["EVENT_TYPE_TIMER_FIRED"],
         "upserts": c["EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"],

@@ -300,9 +300,9 @@ def table(res: dict[str, Any]) -> str:
         add("lifecycle cases/min (filing → 销号)", _f(lc["engine"]["per_minute"], digits=1),
             _f(lc["floor"]["per_minute"], digits=1), lc["ratio"], lc["loadavg"])
         se, sf = lc["shape"]["engine"], lc["shape"]["floor"]
-        add("  history: events/updates/activities/timers",
-            f"{se['events']}/{se['updates']}/{se['activities']}/{se['timers_started']}",
-            f"{sf['events']}/{sf['updates']}/{sf['activities']}/{sf['timers_started']}")
+        add("  history: events/updates/activities/markers/timers",
+            f"{se['events']}/{se['updates']}/{se['activities']}/{se.get('markers', '-')}/{se['timers_started']}",
+            f"{sf['events']}/{sf['updates']}/{sf['activities']}/{sf.get('markers', '-')}/{sf['timers_started']}")
     for lat in res.get("latency", []):
         fl = lat["floor"]
         add(f"approval p50/p95/p99 s @{lat['rate']:g}/s, {lat['open_cases']} open",

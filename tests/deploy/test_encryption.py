@@ -139,13 +139,24 @@ async def test_encrypted_histories_are_ciphertext_on_the_server_and_readable_wit
     assert TITLE.encode() not in raw and c.case_no.encode() in raw  # ids and search attributes stay clear
     payloads = [p for e in history.events for p in _all_payloads(e)]
     data_payloads = [p for p in payloads if p.metadata.get("encoding") == ENCODING]
-    # The one exception: `workflow.patched` markers, whose details SDK core writes itself (the
-    # patch id, never case content) without passing them through the codec.
+    # The exceptions are what SDK core writes itself without passing it through the codec, never
+    # case content: `workflow.patched` markers (the patch id) and, of a local activity's marker
+    # (issue 15: policy, deadlines), its "data" detail (sequence, attempt, activity type, times).
+    # The local activity's result is encrypted like any payload.
+    def core_written(e, p) -> bool:
+        if e.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            return False
+        m = e.marker_recorded_event_attributes
+        return m.marker_name == "core_patch" or (
+            m.marker_name == "core_local_activity" and any(p == q for q in m.details["data"].payloads))
+
     clear = [(e.event_id, e.event_type, dict(p.metadata), p.data[:80]) for e in history.events
-             for p in _all_payloads(e) if p.metadata.get("encoding") != ENCODING
-             and not (e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-                      and e.marker_recorded_event_attributes.marker_name == "core_patch")]
+             for p in _all_payloads(e) if p.metadata.get("encoding") != ENCODING and not core_written(e, p)]
     assert data_payloads and not clear, f"payloads in the history not encrypted: {clear}"
+    la_results = [p for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+                  and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+                  for p in e.marker_recorded_event_attributes.details["result"].payloads]
+    assert la_results and all(p.metadata.get("encoding") == ENCODING for p in la_results)
     assert {p.metadata[KEY_ID] for p in data_payloads} == {b"k1", b"k2"}
     started = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     assert started.metadata["encoding"] == ENCODING
