@@ -13,13 +13,11 @@ must go behind `workflow.patched` (here or in case_workflow.py).
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import decide as d
@@ -36,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.enums import Action, Stage
     from domain.errors import CaseError
-    from domain.fanout_types import ChildStatus, CountyList
+    from domain.fanout_types import ChildStatus
     from domain.followup_model import ScheduleResult
     from domain.model import (
         ActionRequest,
@@ -48,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import Policy
     from domain.screening import screen
     from domain.shared_policy import shared_policy
+    from workflows.activity_options import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, SIDE_TABLE_RETRY
+    from workflows.case_fanout import FanoutMixin
     from workflows.contracts import (
         CASE_BLOCKED,
         CASE_DUE_AT,
@@ -56,28 +56,15 @@ with workflow.unsafe.imports_passed_through():
         ESCALATION_RUNG,
         INSPECTION_ROUND,
         RESPONSIBLE_UNITS,
-        WORKFLOW_NAME,
         ActionResult,
         ArchivedStateRecord,
         CaseBlockRecord,
         CaseWorkflowInput,
         CaseWorkflowResult,
-        CountiesRequest,
         PolicyRequest,
         RecordInput,
-        case_workflow_id,
     )
 
-ACTIVITY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["InvalidFilingError", "DeadlineParseError"],
-)
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# The side-table write of a block is best effort: the block is visible without it (search
-# attribute, query), and the database may be what is failing.
-SIDE_TABLE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 
 # Issue 9: a step that fails non-retryably blocks the case visibly instead of failing the
 # workflow task for ever. Only reached on such a failure, which no stored history has.
@@ -121,7 +108,7 @@ def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision
         raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
 
 
-class CaseLogic:
+class CaseLogic(FanoutMixin):
     """Carries one case from filing to 销号 and beyond; `CaseWorkflow` is its workflow definition."""
 
     def _setup(self, inp: CaseWorkflowInput) -> None:
@@ -424,78 +411,6 @@ class CaseLogic:
         return await workflow.execute_activity(
             name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
-
-    # ------------------------------------------------------------ county fan-out (issue 13)
-
-    async def _fanout_transfer(self, state: CaseState, req: ActionRequest) -> d.Decision:
-        """TRANSFER of an item that fans out: the county list (configuration) comes from an activity."""
-        try:
-            counties = await workflow.execute_activity(
-                "load_counties", CountiesRequest(case_no=state.case_no), result_type=CountyList,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
-        except ActivityError as e:
-            raise ApplicationError(
-                f"case {state.case_no}: the county list could not be read: {e.cause or e}",
-                type="InvalidFilingError", non_retryable=True,
-            ) from None
-        return fanout.decide_transfer(state, req, workflow.now(), counties)
-
-    async def _start_children(self, req: ActionRequest) -> None:
-        """Start one case workflow per child (ids case-<case_no>.<n>), each transferred at once."""
-        s = self._require_state()
-        assert s.fanout is not None
-        for link in s.fanout.children:
-            try:
-                await workflow.start_child_workflow(
-                    WORKFLOW_NAME,
-                    CaseWorkflowInput(
-                        filing=fanout.child_filing(s.filing, link), filed_by=req.actor, policy=s.policy,
-                        transfer=fanout.child_transfer(req, link),
-                    ),
-                    id=case_workflow_id(link.case_no),
-                    parent_close_policy=ParentClosePolicy.ABANDON,  # children outlive the parent's runs
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
-            except WorkflowAlreadyStartedError:
-                workflow.logger.warning("child case %s already exists; not started again", link.case_no)
-
-    async def _child_transfer(self, req: ActionRequest) -> None:
-        async with self._lock:
-            state = self._require_state()
-            if self._blocked is not None or state.stage is not Stage.REGISTERED:
-                return
-            try:
-                decision = d.decide(state, req, workflow.now())
-            except CaseError as e:  # left REGISTERED for the office to transfer by hand
-                workflow.logger.warning("child case %s not transferred: %s", state.case_no, e)
-                return
-            await self._perform_or_block(decision, origin="FANOUT_TRANSFER", request_id=req.request_id)
-        await self._settle_block()
-
-    async def _report_to_parent(self) -> None:
-        """A child case tells its parent its stage and due date whenever they change."""
-        s = self._require_state()
-        key = (s.stage, s.deadline.due_date if s.deadline else None, s.cycle)
-        if key == self._reported:
-            return
-        self._reported = key
-        status = ChildStatus(case_no=s.case_no, stage=s.stage, due_date=key[1], cycle=s.cycle, seq=s.seq)
-        try:
-            await workflow.get_external_workflow_handle(case_workflow_id(s.filing.parent_case_no)).signal(
-                "child_update", status
-            )
-        except Exception as e:  # noqa: BLE001 - the parent is gone (archived): nothing to tell
-            workflow.logger.warning("child %s could not report to its parent: %s", s.case_no, e)
-
-    async def _apply_child_updates(self) -> None:
-        while self._child_updates and self._blocked is None:
-            status = self._child_updates.pop(0)
-            async with self._lock:
-                seed = workflow.random().randint(1, 2**31 - 1)  # recorded if a spot-check sample is drawn
-                decision = fanout.on_child_status(self._require_state(), status, workflow.now(), seed)
-                if decision is not None:
-                    await self._perform_or_block(decision, origin=f"CHILD_UPDATE {status.case_no}")
 
     def _upsert_search_attributes(self) -> None:
         updates = []
