@@ -81,11 +81,11 @@ def criteria(all_met: bool = True) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def case_worker(client: Client, pool: asyncpg.Pool, task_queue: str):
+async def case_worker(client: Client, pool: asyncpg.Pool, task_queue: str, settings: Settings | None = None):
     """A real worker (real activities, real PostgreSQL) on its own task queue."""
     from worker import build_worker
 
-    w: Worker = build_worker(client, pool, Settings(), task_queue=task_queue)
+    w: Worker = build_worker(client, pool, settings or Settings(), task_queue=task_queue)
     async with w:
         try:
             yield w

@@ -77,8 +77,6 @@ _R = TypeVar("_R")
 SEEDED_SEARCH_ATTRIBUTES = (CASE_STAGE, CASE_KIND, RESPONSIBLE_UNITS, INSPECTION_ROUND, CASE_DUE_AT, ESCALATION_RUNG)
 
 
-class _Blocked(Exception):
-    """Raised through `_perform` when the decision could not be recorded and the case blocked."""
 # Issue 9 escalation rules (rung modes, proposals, profile order, resume): runs begun before
 # it keep the old ladder until they continue-as-new (domain/escalation.py adopt_rules).
 ESCALATION_RULES_PATCH = "escalation-rules-2"

@@ -67,6 +67,11 @@ async def _until(c: CaseDriver, stage: str) -> None:
 
 async def happy_path(env: WorkflowEnvironment, c: CaseDriver) -> None:
     await c.file()
+    await _filed_to_recorded(env, c)
+
+
+async def _filed_to_recorded(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """The happy path after filing: 交办 … 备案."""
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
     await c.complete_measures()
@@ -370,13 +375,7 @@ async def local_activities_lifecycle(env: WorkflowEnvironment, c: CaseDriver) ->
     the whole happy path to 销号."""
     outcome = await ops.file_case(c.client, c.filing, OFFICE, c.task_queue)
     assert outcome.filed, outcome
-    await c.do(Action.TRANSFER, OFFICE)
-    await c.do(Action.ACKNOWLEDGE, RU)
-    await c.complete_measures()
-    await _posting(env, c)
-    await c.do(Action.APPLY_CLOSURE, RU)
-    await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
-    await c.do(Action.RECORD_FILING, OFFICE)
+    await _filed_to_recorded(env, c)
 
 
 async def local_activities_continue_as_new(env: WorkflowEnvironment, c: CaseDriver) -> None:

@@ -3,7 +3,6 @@ patch inactive (WORKER_INACTIVE_PATCHES) for new runs; both on the real test ser
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from datetime import date, timedelta
 
 import asyncpg
@@ -13,21 +12,10 @@ from temporalio.client import Client
 
 from config import Settings
 from domain.enums import Action, Stage
-from tests.harness import OFFICE, RU, CaseDriver, end_started_cases, make_filing
+from tests.harness import OFFICE, RU, CaseDriver, case_worker, make_filing
 from workflows import client as ops
 from workflows.case_workflow import LOCAL_ACTIVITIES_PATCH
 from workflows.contracts import case_workflow_id
-
-
-@asynccontextmanager
-async def _worker(client: Client, pool: asyncpg.Pool, task_queue: str, settings: Settings):
-    from worker import build_worker
-
-    async with build_worker(client, pool, settings, task_queue=task_queue):
-        try:
-            yield
-        finally:
-            await end_started_cases(client)
 
 
 async def _history_shape(client: Client, case_no: str) -> dict[str, object]:
@@ -52,7 +40,7 @@ async def test_policy_and_deadlines_are_local_activities_and_each_action_takes_t
     ts_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     c = CaseDriver(ts_client, pool, task_queue, make_filing("LOCAL-ACT-1", due=date.today() + timedelta(days=120)))
-    async with _worker(ts_client, pool, task_queue, Settings()):
+    async with case_worker(ts_client, pool, task_queue):
         await _file_transfer_acknowledge(c)
         shape = await _history_shape(ts_client, c.case_no)
     # Only the ledger writes are scheduled activities; policy and deadlines are markers.
@@ -71,7 +59,7 @@ async def test_a_worker_leaving_the_patch_inactive_keeps_the_scheduled_activitie
     ts_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     c = CaseDriver(ts_client, pool, task_queue, make_filing("LOCAL-ACT-2", due=date.today() + timedelta(days=120)))
-    async with _worker(ts_client, pool, task_queue, Settings(inactive_patches=LOCAL_ACTIVITIES_PATCH)):
+    async with case_worker(ts_client, pool, task_queue, Settings(inactive_patches=LOCAL_ACTIVITIES_PATCH)):
         await _file_transfer_acknowledge(c)
         shape = await _history_shape(ts_client, c.case_no)
     assert "core_local_activity" not in shape["markers"], shape
