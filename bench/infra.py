@@ -167,6 +167,11 @@ class BenchEnv:
     max_cached_workflows: int | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
     baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
+    # Worker processes: the first one's RSS, CPU and profile are the figures; the others are copies
+    # (same settings, each with its own cache, all polling the same task queues: how a deployment
+    # adds workers).
+    worker_processes: int = 1
+    more_workers: list[WorkerProcess] = field(default_factory=list)
     pg: EmbeddedPostgres | None = None
     dev: DevServer | None = None
     worker: WorkerProcess | None = None
@@ -226,10 +231,19 @@ class BenchEnv:
         assert self.data_dir is not None
         self.worker = WorkerProcess(self._worker_env(max_cached), self.data_dir / "worker.log")
         await self.worker.start()
+        for i in range(2, self.worker_processes + 1):
+            more = WorkerProcess(self._worker_env(max_cached), self.data_dir / f"worker-{i}.log")
+            self.more_workers.append(more)
+            await more.start()
+
+    async def stop_workers(self) -> None:
+        for w in [*self.more_workers, self.worker]:
+            if w is not None:
+                await w.stop()
+        self.more_workers = []
 
     async def restart_worker(self, max_cached: int | None) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
+        await self.stop_workers()
         await self.start_worker(max_cached)
 
     @property
@@ -270,8 +284,7 @@ class BenchEnv:
 
     async def stop(self) -> None:
         try:
-            if self.worker is not None:
-                await self.worker.stop()
+            await self.stop_workers()
             if self.pool is not None:
                 await self.pool.close()
         finally:

@@ -36,6 +36,11 @@ SCALES: dict[str, dict[str, Any]] = {
     # A few minutes: N = 1,000 open cases.
     "small": dict(lifecycle=40, lifecycle_concurrency=10, open=[1000], rate=10.0, latency_seconds=15, k=200,
                   ledger_rows=3000, cache_values=[500, 2000], profile=20, settle_seconds=300),
+    # Issue 9's escalation burst in ~12 minutes: K = 1,000 deadlines among 3,000 open cases; with the
+    # default cache (2,000) and the floor's 1,000 workflows started after the ramp, every woken case
+    # was evicted, as at full scale. For trying a lever before a full run, not instead of one.
+    "mid": dict(lifecycle=20, lifecycle_concurrency=10, open=[3000], rate=10.0, latency_seconds=15, k=1000,
+                ledger_rows=3000, cache_values=[1000, 2000], profile=60, settle_seconds=300),
     # The issue's figures: N = 1,000 and 10,000 open cases, K = 1,000.
     "full": dict(lifecycle=150, lifecycle_concurrency=10, open=[1000, 10000], rate=10.0, latency_seconds=30,
                  k=1000, ledger_rows=20000, cache_values=[1000, 2000], profile=30, settle_seconds=600),
@@ -125,7 +130,8 @@ async def _sweep_cache(env: BenchEnv, case_nos: list[str], value: int) -> dict[s
 
 
 async def run(scale_name: str, only: set[str], profile_seconds: int | None, cache_values: list[int] | None,
-              out_dir: Path, baseline: frozenset[str] = frozenset()) -> dict[str, Any]:
+              out_dir: Path, baseline: frozenset[str] = frozenset(),
+              escalation_rounds: list[str] | None = None) -> dict[str, Any]:
     cfg = SCALES[scale_name]
     profile_seconds = cfg["profile"] if profile_seconds is None else profile_seconds
     cache_values = cache_values or cfg["cache_values"]
@@ -195,27 +201,26 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
                     lat["p50_ratio"] = ratio(lat["p50"], lat["floor"]["p50"])
                     res["latency"].append(lat)
         if "escalation" in only:
-            k = min(cfg["k"], len(oc.transferred))
-            print(f"[{_t(t_start)}] timer lag: {k} floor timers, then {k} case deadlines at one moment", flush=True)
-            # The ramp's backlog (dev server, worker) worked off first (at most settle_seconds).
-            settled = [await _settle(max_seconds=cfg["settle_seconds"])]
-            fl = await escalation.floor_timers(env, k)
-            settled.append(await _settle(max_seconds=cfg["settle_seconds"]))
-            prof = None
-            if profile_seconds:  # from the fast-forwards through the burst
-                prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds,
-                                out_dir / f"profile-{scale_name}-escalation.txt")
-                prof.start()
-            esc = await escalation.cases(env, oc.take(k))
-            if prof is not None:
-                esc["profile"] = await prof.finish()
-            esc["floor"] = fl
-            esc["settle_before_floor"], esc["settle_before_cases"] = settled
-            fp99 = fl["wake_lag"]["p99"]
-            esc["ratios_p99"] = {name: ratio(esc[name]["p99"], fp99) for name in ("wake_lag", "ledger_lag", "outbox_lag")}
-            esc["ratios_p50"] = {name: ratio(esc[name]["p50"], fl["wake_lag"]["p50"])
-                                 for name in ("wake_lag", "ledger_lag", "outbox_lag")}
-            res["escalation"] = esc
+            rounds = escalation_rounds or [""]
+            res["escalation_rounds"] = []
+            for i, spec in enumerate(rounds):
+                k = min(cfg["k"], len(oc.transferred))
+                if k == 0:
+                    print(f"[{_t(t_start)}] escalation round {i + 1}: no transferred case left", flush=True)
+                    break
+                if i > 0 or spec:  # each further round (or a round with settings) on a fresh worker
+                    env.worker_env = parse_worker_env(spec)
+                    env.worker_processes = int(env.worker_env.pop("BENCH_WORKER_PROCESSES", "1"))
+                    await env.restart_worker(None)
+                print(f"[{_t(t_start)}] escalation round {i + 1}{f' ({spec})' if spec else ''}: {k} floor timers, "
+                      f"then {k} case deadlines at one moment", flush=True)
+                esc = await _escalation_round(env, cfg, oc.take(k), profile_seconds, out_dir / (
+                    f"profile-{scale_name}-escalation{f'-{i + 1}' if i else ''}.txt"))
+                esc["worker_env"] = spec
+                res["escalation_rounds"].append(esc)
+            if res["escalation_rounds"]:
+                res["escalation"] = res["escalation_rounds"][0]
+            env.worker_env, env.worker_processes = {}, 1  # a later restart (the cache sweep) runs as configured
         if "cache" in only and oc.count:
             all_open = [f"{oc.prefix}-{i:06d}" for i in range(oc.count)]
             res["cache"] = []
@@ -227,34 +232,75 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
         res["meta"]["loadavg_end"] = loadavg()
     finally:
         if env.data_dir is not None:
-            res["worker_log"] = _log_problems(env.data_dir / "worker.log")
+            res["worker_log"] = _log_problems(*sorted(env.data_dir.glob("worker*.log")))
         await env.stop()
     return res
 
 
-def _log_problems(path: Path) -> dict[str, Any]:
+async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[str], profile_seconds: int,
+                            profile_out: Path) -> dict[str, Any]:
+    """One escalation measurement: the floor's K timers, then K of the open cases' deadlines at
+    one moment, each after the machine is quiet again."""
+    assert env.worker is not None
+    k = len(case_nos)
+    # The ramp's backlog (dev server, worker) worked off first (at most settle_seconds).
+    settled = [await _settle(max_seconds=cfg["settle_seconds"])]
+    fl = await escalation.floor_timers(env, k)
+    settled.append(await _settle(max_seconds=cfg["settle_seconds"]))
+    prof = None
+    if profile_seconds:  # from the fast-forwards through the burst
+        prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds, profile_out)
+        prof.start()
+    esc = await escalation.cases(env, case_nos)
+    if prof is not None:
+        esc["profile"] = await prof.finish()
+    esc["floor"] = fl
+    esc["settle_before_floor"], esc["settle_before_cases"] = settled
+    fp99 = fl["wake_lag"]["p99"]
+    esc["ratios_p99"] = {name: ratio(esc[name]["p99"], fp99) for name in ("wake_lag", "ledger_lag", "outbox_lag")}
+    esc["ratios_p50"] = {name: ratio(esc[name]["p50"], fl["wake_lag"]["p50"])
+                         for name in ("wake_lag", "ledger_lag", "outbox_lag")}
+    return esc
+
+
+def parse_worker_env(spec: str) -> dict[str, str]:
+    """"A=1+B=2" -> {"A": "1", "B": "2"}: worker settings for one escalation round."""
+    env: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split("+"))):
+        name, eq, value = part.partition("=")
+        if not eq or not name.isidentifier() or name != name.upper():
+            raise ValueError(f"worker setting {part!r}: expected NAME=value (e.g. WORKER_WORKFLOW_SANDBOX=false)")
+        env[name] = value
+    if not env.get("BENCH_WORKER_PROCESSES", "1").isdigit() or int(env.get("BENCH_WORKER_PROCESSES", "1")) < 1:
+        raise ValueError("BENCH_WORKER_PROCESSES: a number of worker processes, at least 1")
+    return env
+
+
+def _log_problems(*paths: Path) -> dict[str, Any]:
     """Warnings and errors the worker logged during the run (expected: none), with the whole text
     of the first few (a traceback's last lines name the cause) and a count by its last line."""
     found: list[str] = []
     blocks: list[list[str]] = []
     current: list[str] | None = None
-    try:
-        with path.open(errors="replace") as f:
-            for line in f:
-                problem = "[warning" in line or "[error" in line or "Traceback" in line
-                if problem:
-                    found.append(line.strip()[:300])
-                if "[warning" in line or "[error" in line:
-                    current = [line.rstrip()[:300]]
-                    blocks.append(current)
-                elif current is not None and not line[:1].isdigit() and (
-                        line.startswith((" ", "\t", "Traceback")) or ":" in line[:60]):
-                    if len(current) < 80:
-                        current.append(line.rstrip()[:300])
-                else:
-                    current = None
-    except OSError:
-        pass
+    for path in paths:
+        try:
+            with path.open(errors="replace") as f:
+                for line in f:
+                    problem = "[warning" in line or "[error" in line or "Traceback" in line
+                    if problem:
+                        found.append(line.strip()[:300])
+                    if "[warning" in line or "[error" in line:
+                        current = [line.rstrip()[:300]]
+                        blocks.append(current)
+                    elif current is not None and not line[:1].isdigit() and (
+                            line.startswith((" ", "\t", "Traceback")) or ":" in line[:60]):
+                        if len(current) < 80:
+                            current.append(line.rstrip()[:300])
+                    else:
+                        current = None
+        except OSError:
+            pass
+        current = None
     causes = Counter(b[-1] for b in blocks)
     return {"problems": len(found), "examples": found[:5], "first": ["\n".join(b) for b in blocks[:3]],
             "by_last_line": dict(causes.most_common(10))}
@@ -308,12 +354,15 @@ def table(res: dict[str, Any]) -> str:
         add(f"approval p50/p95/p99 s @{lat['rate']:g}/s, {lat['open_cases']} open",
             f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}",
             f"{_f(fl['p50'])}/{_f(fl['p95'])}/{_f(fl['p99'])}", lat["p99_ratio"], lat["loadavg_after"])
-    if esc := res.get("escalation"):
+    rounds = res.get("escalation_rounds") or ([res["escalation"]] if res.get("escalation") else [])
+    for i, esc in enumerate(rounds):
         fw = esc["floor"]["wake_lag"]
+        tag = f" (round {i + 1}{': ' + esc['worker_env'] if esc.get('worker_env') else ''})" if len(rounds) > 1 else ""
         for name, label in (("wake_lag", "wake-up"), ("ledger_lag", "ledger row"), ("outbox_lag", "notice sent")):
             dd = esc[name]
-            add(f"escalation lag p50/p99 s, K={esc['k']}: {label}", f"{_f(dd['p50'])}/{_f(dd['p99'])}",
+            add(f"escalation lag p50/p99 s, K={esc['k']}: {label}{tag}", f"{_f(dd['p50'])}/{_f(dd['p99'])}",
                 f"{_f(fw['p50'])}/{_f(fw['p99'])}", esc["ratios_p99"][name], esc["loadavg_after"])
+        add(f"  escalated, notices delivered{tag}", f"{esc['escalated']}, {esc['notices_delivered']}/{esc['notices']}")
     for st in res.get("scale", []):
         n = st["open_cases"]
         add(f"cases filed/s (settled/s), to {n} open", f"{_f(st['filed_per_s'], digits=0)} "
@@ -358,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
                     "our passthrough list)")
     ap.add_argument("--show", type=Path, default=None, help="print the table of a results JSON and exit")
     ap.add_argument("--cache-values", default="", help="max_cached_workflows values to compare, e.g. 2000,10000")
+    ap.add_argument("--escalation-rounds", default="",
+                    help="escalation rounds on the same open cases, ';'-separated worker settings per round "
+                         "('' = as configured; 'A=1+B=2'; BENCH_WORKER_PROCESSES=N runs N worker processes); each "
+                         "round after the first restarts the worker, "
+                         "e.g. ';;' (three rounds) or ';WORKER_WORKFLOW_SANDBOX=false'")
     args = ap.parse_args(argv)
     if args.show:
         print(table(json.loads(args.show.read_text())))
@@ -373,9 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     baseline = frozenset(b.strip() for b in args.baseline.split(",") if b.strip())
     if baseline - {"no-wal", "no-passthrough"}:
         ap.error(f"unknown --baseline {sorted(baseline)}; use no-wal and/or no-passthrough")
+    rounds = args.escalation_rounds.split(";") if args.escalation_rounds else None
+    try:
+        for spec in rounds or []:
+            parse_worker_env(spec)
+    except ValueError as e:
+        ap.error(str(e))
     out = args.json or ROOT / "bench" / "results" / f"{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline))
+    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline, rounds))
     out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
     print()
     print(table(res))
