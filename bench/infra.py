@@ -87,6 +87,12 @@ def tree_cpu_seconds(pid: int | None) -> float:
     return total / ticks
 
 
+def machine_cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat (idle and iowait are not busy)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(f) - f[3] - f[4], sum(f)
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The process's peak resident set since it started: VmHWM, but never below VmRSS.
 
@@ -235,6 +241,25 @@ class BenchEnv:
             more = WorkerProcess(self._worker_env(max_cached), self.data_dir / f"worker-{i}.log")
             self.more_workers.append(more)
             await more.start()
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        """CPU seconds used so far by the worker processes, the dev server and PostgreSQL (process
+        trees), and the machine's busy/total ticks: two snapshots give who used the cores between."""
+        busy, total = machine_cpu_ticks()
+        workers = [w for w in [self.worker, *self.more_workers] if w is not None and w.proc is not None]
+        return {"t": time.monotonic(), "workers": sum(tree_cpu_seconds(w.pid) for w in workers),
+                "dev_server": tree_cpu_seconds(self.dev.pid if self.dev else None),
+                "postgres": tree_cpu_seconds(self.postmaster_pid), "machine_busy": busy, "machine_total": total}
+
+    @staticmethod
+    def cpu_between(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        """Cores used on average between two snapshots, by process and for the whole machine."""
+        wall = b["t"] - a["t"]
+        out = {f"{k}_cores": round((b[k] - a[k]) / wall, 2) for k in ("workers", "dev_server", "postgres")}
+        out["machine_busy_fraction"] = round((b["machine_busy"] - a["machine_busy"])
+                                             / max(1, b["machine_total"] - a["machine_total"]), 3)
+        out["seconds"] = round(wall, 1)
+        return out
 
     async def stop_workers(self) -> None:
         for w in [*self.more_workers, self.worker]:

@@ -251,7 +251,11 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     if profile_seconds:  # from the fast-forwards through the burst
         prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds, profile_out)
         prof.start()
+    cpu0 = env.cpu_snapshot()
     esc = await escalation.cases(env, case_nos)
+    # who used the machine from the fast-forwards until every notice was delivered
+    esc["cpu"] = env.cpu_between(cpu0, env.cpu_snapshot())
+    esc["worker_processes"] = env.worker_processes
     if prof is not None:
         esc["profile"] = await prof.finish()
     esc["floor"] = fl
@@ -363,6 +367,10 @@ def table(res: dict[str, Any]) -> str:
             add(f"escalation lag p50/p99 s, K={esc['k']}: {label}{tag}", f"{_f(dd['p50'])}/{_f(dd['p99'])}",
                 f"{_f(fw['p50'])}/{_f(fw['p99'])}", esc["ratios_p99"][name], esc["loadavg_after"])
         add(f"  escalated, notices delivered{tag}", f"{esc['escalated']}, {esc['notices_delivered']}/{esc['notices']}")
+        if cpu := esc.get("cpu"):
+            add(f"  cores used: worker(s) / dev server / PostgreSQL, machine busy{tag}",
+                f"{cpu['workers_cores']} / {cpu['dev_server_cores']} / {cpu['postgres_cores']}, "
+                f"{100 * cpu['machine_busy_fraction']:.0f} % of {os.cpu_count()}")
     for st in res.get("scale", []):
         n = st["open_cases"]
         add(f"cases filed/s (settled/s), to {n} open", f"{_f(st['filed_per_s'], digits=0)} "

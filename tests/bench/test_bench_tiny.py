@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import SCALES, SCENARIOS, run, table
+from bench.run import SCALES, SCENARIOS, parse_worker_env, run, table
 
 pytestmark = pytest.mark.devserver
 
@@ -29,7 +29,9 @@ def _sane_dist(d: dict, n: int) -> None:
 
 async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     cfg = SCALES["tiny"]
-    res = await run("tiny", set(SCENARIOS), profile_seconds=0, cache_values=None, out_dir=tmp_path)
+    # Two escalation rounds: as configured, then on two fresh worker processes without the sandbox.
+    res = await run("tiny", set(SCENARIOS), profile_seconds=0, cache_values=None, out_dir=tmp_path,
+                    escalation_rounds=["", "BENCH_WORKER_PROCESSES=2+WORKER_WORKFLOW_SANDBOX=false"])
 
     lc = res["lifecycle"]
     for side in ("engine", "floor"):
@@ -57,6 +59,12 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     # All K deadlines were moved to one wall-clock moment before it came.
     assert not esc["ff_finished_after_due"] and not esc["floor"]["ff_finished_after_due"]
     assert esc["ledger_lag"]["p50"] > -0.5 and esc["floor"]["wake_lag"]["p50"] > -0.5
+    first, second = res["escalation_rounds"]
+    assert first is esc and first["worker_processes"] == 1 and second["worker_processes"] == 2
+    assert second["worker_env"] == "BENCH_WORKER_PROCESSES=2+WORKER_WORKFLOW_SANDBOX=false"
+    assert second["escalated"] == cfg["k"] and second["notices_delivered"] == second["notices"] > 0
+    for r in (first, second):
+        assert r["cpu"]["seconds"] > 0 and r["cpu"]["workers_cores"] > 0 and r["cpu"]["dev_server_cores"] > 0
 
     (st,) = res["scale"]
     assert st["added"] == cfg["open"][-1] and not st["transfer_errors"]
@@ -139,3 +147,13 @@ def test_speedscope_summary_counts_own_and_inclusive_time(tmp_path: Path) -> Non
     incl = {f["frame"].split(" ")[0]: f["pct"] for f in s["top_inclusive"]}
     assert incl["run"] == 100.0
     assert s["stacks_through_pct"] == {"domain/": 50.0}
+
+
+def test_escalation_round_settings_are_parsed_or_refused_naming_the_part() -> None:
+    assert parse_worker_env("") == {}
+    assert parse_worker_env("WORKER_WORKFLOW_SANDBOX=false+BENCH_WORKER_PROCESSES=2") == {
+        "WORKER_WORKFLOW_SANDBOX": "false", "BENCH_WORKER_PROCESSES": "2"}
+    for bad, named in (("sandbox=false", "sandbox=false"), ("WORKER_X", "WORKER_X"),
+                       ("BENCH_WORKER_PROCESSES=0", "BENCH_WORKER_PROCESSES")):
+        with pytest.raises(ValueError, match=named):
+            parse_worker_env(bad)
