@@ -1,7 +1,8 @@
 """Runs the benchmark on the embedded defaults and prints a table (also written as JSON).
 
-    python -m bench.run [--scale tiny|small|full] [--only lifecycle,replay,...] [--json out.json]
+    python -m bench.run [--scale tiny|small|mid|full] [--only lifecycle,replay,...] [--json out.json]
                         [--profile SECONDS] [--cache-values 2000,10000]
+                        [--escalation-rounds ";WORKER_WORKFLOW_SANDBOX=false;BENCH_WORKER_PROCESSES=2"]
 
 See bench/README.md for what each figure means and the figures measured on this machine.
 """
