@@ -89,7 +89,7 @@ def tree_cpu_seconds(pid: int | None) -> float:
 
 def machine_cpu_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot, from /proc/stat (idle and iowait are not busy)."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]  # guest is in user
     return sum(f) - f[3] - f[4], sum(f)
 
 

@@ -37,7 +37,7 @@ SCALES: dict[str, dict[str, Any]] = {
     # A few minutes: N = 1,000 open cases.
     "small": dict(lifecycle=40, lifecycle_concurrency=10, open=[1000], rate=10.0, latency_seconds=15, k=200,
                   ledger_rows=3000, cache_values=[500, 2000], profile=20, settle_seconds=300),
-    # Issue 9's escalation burst in ~12 minutes: K = 1,000 deadlines among 3,000 open cases; with the
+    # Issue 9's escalation burst in ~15 minutes: K = 1,000 deadlines among 3,000 open cases; with the
     # default cache (2,000) and the floor's 1,000 workflows started after the ramp, every woken case
     # was evicted, as at full scale. For trying a lever before a full run, not instead of one.
     "mid": dict(lifecycle=20, lifecycle_concurrency=10, open=[3000], rate=10.0, latency_seconds=15, k=1000,
