@@ -21,9 +21,6 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-# Characters multi-line text may carry.
-MULTILINE_ALLOWED = frozenset("\n\r\t")
-
 # Length limits (characters), one place so the README and the forms can quote them.
 MAX_LINE = 500  # titles, names, references
 MAX_NAME = 200  # a unit, a user id, a role reference
@@ -40,7 +37,7 @@ def _name(c: str) -> str:
 # The forbidden characters as one class each, so a string is checked by the regex engine (C) rather
 # than a loop in Python: every text field of every payload is checked on each decode, replays included.
 _LINE_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f]")
-_TEXT_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not \t \n \r
+_TEXT_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # multi-line text may carry \t \n \r
 
 
 def control_char(value: str, multiline: bool) -> tuple[int, str] | None:
