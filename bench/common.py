@@ -40,6 +40,18 @@ def filing(case_no: str, plan_days: int = 120) -> CaseFiling:
     )
 
 
+def parse_settings(spec: str) -> dict[str, str]:
+    """'A=1+B=2' -> {'A': '1', 'B': '2'}: environment settings for a bench worker (bench.cost's
+    systems, bench.run's escalation rounds). A part that is not NAME=value is refused, named."""
+    env: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split("+"))):
+        name, eq, value = part.partition("=")
+        if not eq or not name.isidentifier() or name != name.upper():
+            raise ValueError(f"worker setting {part!r}: expected NAME=value (e.g. WORKER_WORKFLOW_SANDBOX=false)")
+        env[name] = value
+    return env
+
+
 def new_prefix(tag: str) -> str:
     return f"B{tag}-{uuid.uuid4().hex[:6]}"
 

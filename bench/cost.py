@@ -54,7 +54,7 @@ from typing import Any
 
 from temporalio.service import RPCError
 
-from bench.common import OFFICE, RU, act, bounded, dist, filing, new_prefix
+from bench.common import OFFICE, RU, act, bounded, dist, filing, new_prefix, parse_settings
 from bench.floor import CASE_PATH, FLOOR_TASK_QUEUE, FLOOR_WORKFLOW, step_payload
 from bench.infra import BenchEnv, loadavg, peak_rss_bytes, rss_bytes, tree_cpu_seconds
 from bench.minimal import MINIMAL_TASK_QUEUE, MINIMAL_WORKFLOW, action_payload
@@ -91,13 +91,10 @@ def parse_system(spec: str) -> tuple[str, dict[str, str]]:
     kind, _, rest = spec.partition("@")
     if kind not in SYSTEMS:
         raise ValueError(f"unknown system {kind!r} in {spec!r}; choose from {', '.join(SYSTEMS)}")
-    env: dict[str, str] = {}
-    for kv in filter(None, rest.split("+")):
-        k, sep, v = kv.partition("=")
-        if not sep or not k:
-            raise ValueError(f"system override {kv!r} in {spec!r} is not NAME=VALUE")
-        env[k] = v
-    return kind, env
+    try:
+        return kind, parse_settings(rest)
+    except ValueError as e:
+        raise ValueError(f"system {spec!r}: {e}") from None
 
 
 # ------------------------------------------------------------------------------ drivers

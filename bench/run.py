@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import escalation, latency, ledger, lifecycle, replay, scale
-from bench.common import bounded, ratio
+from bench.common import bounded, parse_settings, ratio
 from bench.infra import BenchEnv, loadavg
 from config import ROOT, Settings
 from workflows.contracts import case_workflow_id
@@ -269,14 +269,11 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
 
 
 def parse_worker_env(spec: str) -> dict[str, str]:
-    """"A=1+B=2" -> {"A": "1", "B": "2"}: worker settings for one escalation round."""
-    env: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in spec.split("+"))):
-        name, eq, value = part.partition("=")
-        if not eq or not name.isidentifier() or name != name.upper():
-            raise ValueError(f"worker setting {part!r}: expected NAME=value (e.g. WORKER_WORKFLOW_SANDBOX=false)")
-        env[name] = value
-    if not env.get("BENCH_WORKER_PROCESSES", "1").isdigit() or int(env.get("BENCH_WORKER_PROCESSES", "1")) < 1:
+    """"A=1+B=2" -> {"A": "1", "B": "2"}: worker settings for one escalation round
+    (BENCH_WORKER_PROCESSES, the number of worker processes, is the bench's own)."""
+    env = parse_settings(spec)
+    processes = env.get("BENCH_WORKER_PROCESSES", "1")
+    if not processes.isdigit() or int(processes) < 1:
         raise ValueError("BENCH_WORKER_PROCESSES: a number of worker processes, at least 1")
     return env
 
