@@ -26,12 +26,16 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType, TaskQueueKind
+
 from bench.common import bounded, dist, new_prefix
 from bench.floor import FLOOR_TASK_QUEUE, FLOOR_WORKFLOW
 from bench.infra import BenchEnv, loadavg
 from workflows.contracts import case_workflow_id
 
 FF_CONCURRENCY = 20
+HISTORY_CONCURRENCY = 20
+_E = EventType
 
 
 def margin(k: int) -> float:
@@ -64,7 +68,7 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     results = await bounded(handles, 100, lambda h: h.result())
     lags = [r["timer_lag"] for r in results]
     return {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
-            "loadavg_before": load0, "loadavg_after": loadavg()}
+            "loadavg_before": load0, "loadavg_after": loadavg(), "phases": await phases(handles, due_at)}
 
 
 async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> dict[str, Any]:
@@ -119,4 +123,64 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
         "ff_finished_after_due": late,
         "loadavg_before": load0,
         "loadavg_after": loadavg(),
+        "phases": await phases(handles, due_at),
     }
+
+
+def _t(e: Any) -> float:
+    return e.event_time.seconds + e.event_time.nanos / 1e9
+
+
+def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
+    """Where one workflow's lag went, from its own history (event times are in its shifted
+    clock, like `due_at`, so differences are wall-clock seconds): the server firing the timer
+    (timer), the workflow task waiting for a poller (wft_queue) and running in the worker
+    (wft_run, with the history fetch and replay of an evicted case), then the first activity it
+    scheduled waiting (activity_queue) and running (activity_run)."""
+    it = iter(events)
+    fired = next((e for e in it if e.event_type == _E.EVENT_TYPE_TIMER_FIRED and _t(e) >= due_at - 1.0), None)
+    if fired is None:
+        return None
+    out: dict[str, Any] = {"timer": _t(fired) - due_at, "wft_attempts": 0}
+    sched = started = None
+    for e in it:
+        if e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            sched = e
+            out["sticky"] = e.workflow_task_scheduled_event_attributes.task_queue.kind == \
+                TaskQueueKind.TASK_QUEUE_KIND_STICKY
+        elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            started = e
+            out["wft_attempts"] += 1
+        elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and sched is not None and started is not None:
+            out["wft_queue"] = _t(started) - _t(sched)
+            out["wft_run"] = _t(e) - _t(started)
+            break
+    act: dict[str, float] = {}
+    for e in it:
+        if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and "scheduled" not in act:
+            act["scheduled"] = _t(e)
+        elif e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_STARTED and "scheduled" in act and "started" not in act:
+            act["started"] = _t(e)
+        elif e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and "started" in act:
+            out["activity_queue"] = act["started"] - act["scheduled"]
+            out["activity_run"] = _t(e) - act["started"]
+            break
+    return out
+
+
+async def phases(handles: list, due_at: float) -> dict[str, Any]:
+    """The lag split into its phases over all K workflows (read after the measurement)."""
+    async def one(h: Any) -> dict[str, Any] | None:
+        try:
+            return _phases_of(list((await h.fetch_history()).events), due_at)
+        except Exception:  # noqa: BLE001 - a history the bench cannot read is counted, not fatal
+            return None
+
+    rows = [r for r in await bounded(handles, HISTORY_CONCURRENCY, one) if r is not None]
+    out: dict[str, Any] = {"workflows": len(rows), "sticky": sum(1 for r in rows if r.get("sticky")),
+                           "wft_retried": sum(1 for r in rows if r["wft_attempts"] > 1)}
+    for name in ("timer", "wft_queue", "wft_run", "activity_queue", "activity_run"):
+        vals = [r[name] for r in rows if name in r]
+        if vals:
+            out[name] = dist(vals)
+    return out
