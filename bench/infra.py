@@ -173,6 +173,7 @@ class BenchEnv:
     max_cached_workflows: int | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
     baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
+    devserver_args: list[str] = field(default_factory=list)  # bench.run --devserver-args
     # Worker processes: the first one's RSS, CPU and profile are the figures; the others are copies
     # (same settings, each with its own cache, all polling the same task queues: how a deployment
     # adds workers).
@@ -202,7 +203,7 @@ class BenchEnv:
             port=find_free_port(),
             headless=True,
             search_attributes=SEARCH_ATTRIBUTES,
-            extra_args=TIME_SKIPPING_FLAG,
+            extra_args=[*TIME_SKIPPING_FLAG, *self.devserver_args],
         )
         await self.dev.start()
         conn = await asyncpg.connect(self.database_url)

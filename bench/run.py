@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -132,7 +133,7 @@ async def _sweep_cache(env: BenchEnv, case_nos: list[str], value: int) -> dict[s
 
 async def run(scale_name: str, only: set[str], profile_seconds: int | None, cache_values: list[int] | None,
               out_dir: Path, baseline: frozenset[str] = frozenset(),
-              escalation_rounds: list[str] | None = None) -> dict[str, Any]:
+              escalation_rounds: list[str] | None = None, devserver_args: list[str] | None = None) -> dict[str, Any]:
     cfg = SCALES[scale_name]
     profile_seconds = cfg["profile"] if profile_seconds is None else profile_seconds
     cache_values = cache_values or cfg["cache_values"]
@@ -144,7 +145,7 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             "config": cfg, "baseline": sorted(baseline),
         }
     }
-    env = BenchEnv(baseline=baseline)
+    env = BenchEnv(baseline=baseline, devserver_args=list(devserver_args or []))
     t_start = time.monotonic()
     await env.start()
     try:
@@ -418,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
                          "('' = as configured; 'A=1+B=2'; BENCH_WORKER_PROCESSES=N runs N worker processes); each "
                          "round after the first restarts the worker, "
                          "e.g. ';;' (three rounds) or ';WORKER_WORKFLOW_SANDBOX=false'")
+    ap.add_argument("--devserver-args", default="",
+                    help="more arguments for the dev server, e.g. '--sqlite-pragma synchronous=NORMAL' (a "
+                         "measurement of the server, not the engine's default; the command is in the JSON's meta)")
     args = ap.parse_args(argv)
     if args.show:
         print(table(json.loads(args.show.read_text())))
@@ -441,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     out = args.json or ROOT / "bench" / "results" / f"{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline, rounds))
+    res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline, rounds,
+                          shlex.split(args.devserver_args)))
     out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
     print()
     print(table(res))
