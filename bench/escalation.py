@@ -154,6 +154,7 @@ def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
         elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and sched is not None and started is not None:
             out["wft_queue"] = _t(started) - _t(sched)
             out["wft_run"] = _t(e) - _t(started)
+            out["wft_started_at"] = _t(started) - due_at  # every workflow here shares one shift
             break
     act: dict[str, float] = {}
     for e in it:
@@ -183,4 +184,12 @@ async def phases(handles: list, due_at: float) -> dict[str, Any]:
         vals = [r[name] for r in rows if name in r]
         if vals:
             out[name] = dist(vals)
+    # Throughput and concurrency (Little's law): over the span in which the K first workflow
+    # tasks started, how many started per second and how many ran at once on average.
+    starts = sorted(r["wft_started_at"] for r in rows if "wft_started_at" in r)
+    if len(starts) > 1 and starts[-1] > starts[0]:
+        span = starts[-1] - starts[0]
+        out["wft_started_span_seconds"] = span
+        out["wft_started_per_second"] = (len(starts) - 1) / span
+        out["wft_running_mean"] = sum(r["wft_run"] for r in rows if "wft_run" in r) / span
     return out

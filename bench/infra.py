@@ -239,7 +239,9 @@ class BenchEnv:
         self.worker = WorkerProcess(self._worker_env(max_cached), self.data_dir / "worker.log")
         await self.worker.start()
         for i in range(2, self.worker_processes + 1):
-            more = WorkerProcess(self._worker_env(max_cached), self.data_dir / f"worker-{i}.log")
+            env = self._worker_env(max_cached)
+            env.pop("METRICS_BIND", None)  # the first process's endpoint; another could not bind it
+            more = WorkerProcess(env, self.data_dir / f"worker-{i}.log")
             self.more_workers.append(more)
             await more.start()
 

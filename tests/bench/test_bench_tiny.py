@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import SCALES, SCENARIOS, parse_worker_env, run, table
+from embedded import find_free_port
 
 pytestmark = pytest.mark.devserver
 
@@ -30,8 +31,11 @@ def _sane_dist(d: dict, n: int) -> None:
 async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     cfg = SCALES["tiny"]
     # Two escalation rounds: as configured, then on two fresh worker processes without the sandbox.
+    # The second round also reads the first process's SDK metrics (METRICS_BIND).
+    metrics = f"METRICS_BIND=127.0.0.1:{find_free_port()}"
+    second_spec = f"BENCH_WORKER_PROCESSES=2+WORKER_WORKFLOW_SANDBOX=false+{metrics}"
     res = await run("tiny", set(SCENARIOS), profile_seconds=0, cache_values=None, out_dir=tmp_path,
-                    escalation_rounds=["", "BENCH_WORKER_PROCESSES=2+WORKER_WORKFLOW_SANDBOX=false"])
+                    escalation_rounds=["", second_spec])
 
     lc = res["lifecycle"]
     for side in ("engine", "floor"):
@@ -61,10 +65,21 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert esc["ledger_lag"]["p50"] > -0.5 and esc["floor"]["wake_lag"]["p50"] > -0.5
     first, second = res["escalation_rounds"]
     assert first is esc and first["worker_processes"] == 1 and second["worker_processes"] == 2
-    assert second["worker_env"] == "BENCH_WORKER_PROCESSES=2+WORKER_WORKFLOW_SANDBOX=false"
+    assert second["worker_env"] == second_spec
     assert second["escalated"] == cfg["k"] and second["notices_delivered"] == second["notices"] > 0
     for r in (first, second):
         assert r["cpu"]["seconds"] > 0 and r["cpu"]["workers_cores"] > 0 and r["cpu"]["dev_server_cores"] > 0
+        # The lag split into phases from every workflow's own history.
+        for side, phases in (("cases", r["phases"]), ("floor", r["floor"]["phases"])):
+            assert phases["workflows"] == cfg["k"], side
+            for name in ("timer", "wft_queue", "wft_run"):
+                _sane_dist(phases[name], cfg["k"])
+                assert phases[name]["p50"] > -0.5, (side, name)
+        _sane_dist(r["phases"]["activity_run"], cfg["k"])
+    assert "worker_metrics" not in first
+    wm = second["worker_metrics"]  # only the first of the two processes: at least its share of the burst
+    assert wm["workflow_task_execution_latency"]["n"] > 0
+    assert wm["request_latency[RespondWorkflowTaskCompleted]"]["mean_seconds"] > 0
 
     (st,) = res["scale"]
     assert st["added"] == cfg["open"][-1] and not st["transfer_errors"]
