@@ -3,6 +3,7 @@
     python -m bench.run [--scale tiny|small|mid|full] [--only lifecycle,replay,...] [--json out.json]
                         [--profile SECONDS] [--cache-values 2000,10000]
                         [--escalation-rounds ";WORKER_WORKFLOW_SANDBOX=false;BENCH_WORKER_PROCESSES=2"]
+                        [--devserver-args "--sqlite-pragma synchronous=NORMAL"]
 
 See bench/README.md for what each figure means and the figures measured on this machine.
 """
@@ -427,6 +428,12 @@ def table(res: dict[str, Any]) -> str:
             add(f"  cores used: worker(s) / dev server / PostgreSQL, machine busy{tag}",
                 f"{cpu['workers_cores']} / {cpu['dev_server_cores']} / {cpu['postgres_cores']}, "
                 f"{100 * cpu['machine_busy_fraction']:.0f} % of {os.cpu_count()}")
+        ph, fph = esc.get("phases") or {}, (esc.get("floor") or {}).get("phases") or {}
+        if "wft_queue" in ph and "wft_queue" in fph:  # where the lag went (bench/README.md, "Where the lag goes")
+            add(f"  p99 s: timer / task queued / task run / ledger activity{tag}",
+                " / ".join(_f(ph[k]["p99"]) if k in ph else "-" for k in (
+                    "timer", "wft_queue", "wft_run", "activity_run")),
+                " / ".join(_f(fph[k]["p99"]) for k in ("timer", "wft_queue", "wft_run")))
     for st in res.get("scale", []):
         n = st["open_cases"]
         add(f"cases filed/s (settled/s), to {n} open", f"{_f(st['filed_per_s'], digits=0)} "

@@ -100,7 +100,8 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
 
     assert res["worker_log"]["problems"] == 0, res["worker_log"]["examples"]
     text = table(res)
-    for label in ("lifecycle", "approval", "escalation lag", "filed/s", "RSS", "bytes per case", "replay", "ledger"):
+    for label in ("lifecycle", "approval", "escalation lag", "task queued", "filed/s", "RSS", "bytes per case", "replay",
+                  "ledger"):
         assert label in text
 
 
