@@ -264,6 +264,7 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     esc["cpu"] = env.cpu_between(cpu0, env.cpu_snapshot())
     if m0 is not None:  # the worker's own view of the burst (SDK metrics, first worker process)
         esc["worker_metrics"] = metrics_between(m0, await sdk_metrics(bind))
+    await escalation.case_phases(env, esc)
     esc["worker_processes"] = env.worker_processes
     if prof is not None:
         esc["profile"] = await prof.finish()
