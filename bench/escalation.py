@@ -154,13 +154,15 @@ def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
     fired = next((e for e in it if e.event_type == _E.EVENT_TYPE_TIMER_FIRED and _t(e) >= due_at - 1.0), None)
     if fired is None:
         return None
-    out: dict[str, Any] = {"timer": _t(fired) - due_at, "wft_attempts": 0}
+    out: dict[str, Any] = {"timer": _t(fired) - due_at, "wft_attempts": 0, "wft_timeouts": 0}
     sched = started = None
     for e in it:
         if e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-            sched = e
+            sched = sched or e  # the queue wait counts from the first scheduling (a sticky one may time out)
             out["sticky"] = e.workflow_task_scheduled_event_attributes.task_queue.kind == \
                 TaskQueueKind.TASK_QUEUE_KIND_STICKY
+        elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            out["wft_timeouts"] += 1
         elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
             started = e
             out["wft_attempts"] += 1
@@ -192,7 +194,8 @@ async def phases(handles: list, due_at: float) -> dict[str, Any]:
 
     rows = [r for r in await bounded(handles, HISTORY_CONCURRENCY, one) if r is not None]
     out: dict[str, Any] = {"workflows": len(rows), "sticky": sum(1 for r in rows if r.get("sticky")),
-                           "wft_retried": sum(1 for r in rows if r["wft_attempts"] > 1)}
+                           "wft_retried": sum(1 for r in rows if r["wft_attempts"] > 1),
+                           "wft_timed_out": sum(1 for r in rows if r["wft_timeouts"])}
     for name in ("timer", "wft_queue", "wft_run", "activity_queue", "activity_run"):
         vals = [r[name] for r in rows if name in r]
         if vals:
