@@ -39,6 +39,19 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name}={raw!r} must be a finite number >= 0")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the engine; README lists each with its default."""
@@ -68,6 +81,10 @@ class Settings:
     max_concurrent_activities: int = 20
     workflow_task_pollers: int = 0
     activity_task_pollers: int = 0
+    # How long a woken case's task waits on this worker's sticky queue before the server moves it
+    # to the shared queue (0: the SDK's 10 s). A case evicted from the cache still gets its task
+    # on the sticky queue first (the server is not told of evictions).
+    sticky_queue_timeout_seconds: float = 0.0
     # Patch ids this worker leaves inactive in new runs (comma-separated; README "Rolling out a
     # workflow change"): the first phase of a rolling deploy, or a lever's "before" in bench/.
     inactive_patches: str = ""
@@ -132,6 +149,7 @@ class Settings:
             max_concurrent_activities=_int("WORKER_MAX_CONCURRENT_ACTIVITIES", d.max_concurrent_activities),
             workflow_task_pollers=_int("WORKER_WORKFLOW_TASK_POLLERS", d.workflow_task_pollers),
             activity_task_pollers=_int("WORKER_ACTIVITY_TASK_POLLERS", d.activity_task_pollers),
+            sticky_queue_timeout_seconds=_float("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", d.sticky_queue_timeout_seconds),
             inactive_patches=_env("WORKER_INACTIVE_PATCHES", d.inactive_patches),
             share_policies=_bool("WORKER_SHARE_POLICIES", d.share_policies),
             workflow_sandbox=_bool("WORKER_WORKFLOW_SANDBOX", d.workflow_sandbox),

@@ -70,6 +70,8 @@ def worker_tuning(settings: Settings) -> dict[str, object]:
         kw["max_concurrent_workflow_task_polls"] = settings.workflow_task_pollers
     if settings.activity_task_pollers > 0:
         kw["max_concurrent_activity_task_polls"] = settings.activity_task_pollers
+    if settings.sticky_queue_timeout_seconds > 0:
+        kw["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=settings.sticky_queue_timeout_seconds)
     inactive = inactive_patch_ids(settings)
     if inactive:
         kw["patch_activation_callback"] = lambda inp: inp.patch_id not in inactive

@@ -31,6 +31,7 @@ from temporalio.api.enums.v1 import EventType, TaskQueueKind
 from bench.common import bounded, dist, new_prefix
 from bench.floor import FLOOR_TASK_QUEUE, FLOOR_WORKFLOW
 from bench.infra import BenchEnv, loadavg
+from bench.promscrape import metrics_between, server_metrics, server_summary
 from workflows.contracts import case_workflow_id
 
 FF_CONCURRENCY = 20
@@ -61,6 +62,7 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
                                                  task_queue=FLOOR_TASK_QUEUE)
     )
     await asyncio.sleep(1.0)  # first tasks done: every timer armed
+    s0 = await server_metrics(env.server_metrics_port)  # after the starts: only the burst counts
     load0 = loadavg()
     t_due = time.time() + margin(k)
     ff_seconds = await _fast_forward_all(env, handles, due_at - t_due)
@@ -68,8 +70,13 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     results = await bounded(handles, 100, lambda h: h.result())
     lags = [r["timer_lag"] for r in results]
     load1 = loadavg()
-    return {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
-            "loadavg_before": load0, "loadavg_after": load1, "phases": await phases(handles, due_at)}
+    out = {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
+           "loadavg_before": load0, "loadavg_after": load1}
+    if s0 is not None:  # the dev server's own view of the burst
+        out["server_metrics"] = metrics_between(s0, await server_metrics(env.server_metrics_port) or {})
+        out["server"] = server_summary(out["server_metrics"], k)
+    out["phases"] = await phases(handles, due_at)
+    return out
 
 
 async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> dict[str, Any]:

@@ -174,6 +174,9 @@ class BenchEnv:
     worker_env: dict[str, str] = field(default_factory=dict)
     baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
     devserver_args: list[str] = field(default_factory=list)  # bench.run --devserver-args
+    # The dev server's own Prometheus endpoint (persistence calls per operation: bench.run
+    # server_metrics); chosen at start.
+    server_metrics_port: int | None = None
     # Worker processes: the first one's RSS, CPU and profile are the figures; the others are copies
     # (same settings, each with its own cache, all polling the same task queues: how a deployment
     # adds workers).
@@ -198,12 +201,16 @@ class BenchEnv:
         self.pg = EmbeddedPostgres(self.data_dir / "pg", find_free_port())
         self.database_url = await self.pg.start()
         server_cls = _DevServerNoWal if "no-wal" in self.baseline else DevServer
+        metrics_args: list[str] = []
+        if "--metrics-port" not in self.devserver_args:
+            self.server_metrics_port = find_free_port()
+            metrics_args = ["--metrics-port", str(self.server_metrics_port)]
         self.dev = server_cls(
             self.data_dir / "temporal.db",
             port=find_free_port(),
             headless=True,
             search_attributes=SEARCH_ATTRIBUTES,
-            extra_args=[*TIME_SKIPPING_FLAG, *self.devserver_args],
+            extra_args=[*TIME_SKIPPING_FLAG, *metrics_args, *self.devserver_args],
         )
         await self.dev.start()
         conn = await asyncpg.connect(self.database_url)

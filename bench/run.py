@@ -15,12 +15,10 @@ import asyncio
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 from bench import escalation, latency, ledger, lifecycle, replay, scale
 from bench.common import bounded, parse_settings, ratio
 from bench.infra import BenchEnv, loadavg
+from bench.promscrape import metrics_between, sdk_metrics, server_metrics, server_summary
 from config import ROOT, Settings
 from workflows.contracts import case_workflow_id
 
@@ -259,7 +258,11 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     cpu0 = env.cpu_snapshot()
     bind = env.worker_env.get("METRICS_BIND", "")
     m0 = await sdk_metrics(bind) if bind else None
+    s0 = await server_metrics(env.server_metrics_port)
     esc = await escalation.cases(env, case_nos)
+    if s0 is not None:
+        esc["server_metrics"] = metrics_between(s0, await server_metrics(env.server_metrics_port) or {})
+        esc["server"] = server_summary(esc["server_metrics"], esc["k"])
     # who used the machine from the fast-forwards until every notice was delivered
     esc["cpu"] = env.cpu_between(cpu0, env.cpu_snapshot())
     if m0 is not None:  # the worker's own view of the burst (SDK metrics, first worker process)
@@ -275,57 +278,6 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     esc["ratios_p50"] = {name: ratio(esc[name]["p50"], fl["wake_lag"]["p50"])
                          for name in ("wake_lag", "ledger_lag", "outbox_lag")}
     return esc
-
-
-_METRIC_LINE = re.compile(r'^(temporal_[a-z_]+?)(_sum|_count)?(?:\{([^}]*)\})? ([0-9.eE+-]+|NaN)$')
-_KEPT = ("request_latency", "long_request_latency", "workflow_task_execution_latency",
-         "workflow_activation_execution_latency", "workflow_task_replay_latency",
-         "workflow_task_schedule_to_start_latency", "activity_execution_latency", "sticky_cache_miss",
-         "workflow_task_execution_failed", "sticky_cache_total_forced_eviction")
-
-
-async def sdk_metrics(bind: str) -> dict[str, float]:
-    """The worker's SDK metrics (METRICS_BIND in a round's settings): histogram sums and counts and
-    counters, summed over labels other than the RPC `operation` and `poller_type`."""
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://{bind}/metrics", timeout=10) as r:
-            return r.read().decode()
-
-    out: dict[str, float] = {}
-    try:
-        text = await asyncio.to_thread(scrape)
-    except OSError as e:
-        return {"error": str(e)}  # type: ignore[dict-item]
-    for line in text.splitlines():
-        m = _METRIC_LINE.match(line)
-        if not m or m.group(4) == "NaN":
-            continue
-        name, suffix, labels, value = m.groups()
-        base = name.removeprefix("temporal_").removesuffix("_seconds")
-        if base.endswith("_bucket") or not base.startswith(_KEPT):
-            continue
-        tags = dict(re.findall(r'(operation|poller_type)="([^"]*)"', labels or ""))
-        key = base + "".join(f"[{v}]" for v in tags.values()) + (suffix or "")
-        out[key] = out.get(key, 0.0) + float(value)
-    return out
-
-
-def metrics_between(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
-    """Per metric over the burst: count and mean seconds (histograms), or the increase (counters)."""
-    if "error" in a or "error" in b:
-        return {"error": a.get("error") or b.get("error")}
-    out: dict[str, Any] = {}
-    for key in sorted(b):
-        if key.endswith("_count"):
-            base = key.removesuffix("_count")
-            n = b[key] - a.get(key, 0.0)
-            if n > 0:
-                total = b.get(base + "_sum", 0.0) - a.get(base + "_sum", 0.0)
-                out[base] = {"n": int(n), "mean_seconds": round(total / n, 4), "total_seconds": round(total, 1)}
-        elif not key.endswith("_sum"):
-            if (d := b[key] - a.get(key, 0.0)) > 0:
-                out[key] = d
-    return out
 
 
 def parse_worker_env(spec: str) -> dict[str, str]:
@@ -435,6 +387,12 @@ def table(res: dict[str, Any]) -> str:
                 " / ".join(_f(ph[k]["p99"]) if k in ph else "-" for k in (
                     "timer", "wft_queue", "wft_run", "activity_run")),
                 " / ".join(_f(fph[k]["p99"]) for k in ("timer", "wft_queue", "wft_run")))
+        sv, fsv = esc.get("server") or {}, (esc.get("floor") or {}).get("server") or {}
+        if sv and fsv:  # the dev server's persistence work per woken workflow (bench/promscrape.py)
+            add(f"  dev server per woken workflow: persistence calls / SQLite s{tag}",
+                f"{sv['persistence_calls_per_workflow']} / {_f(sv['persistence_seconds_per_workflow'], digits=3)}",
+                f"{fsv['persistence_calls_per_workflow']} / {_f(fsv['persistence_seconds_per_workflow'], digits=3)}",
+                ratio(sv["persistence_calls_per_workflow"], fsv["persistence_calls_per_workflow"]))
     for st in res.get("scale", []):
         n = st["open_cases"]
         add(f"cases filed/s (settled/s), to {n} open", f"{_f(st['filed_per_s'], digits=0)} "
