@@ -50,6 +50,15 @@ async def _fast_forward_all(env: BenchEnv, handles: list, shift: float) -> float
     return time.monotonic() - t0
 
 
+async def _server_metrics_at(env: BenchEnv, t_due: float) -> dict[str, float] | None:
+    """The dev server's metrics at the due instant: what follows is the burst alone (not the
+    fast-forwards before it, a bench artifact)."""
+    if env.server_metrics_port is None:
+        return None
+    await asyncio.sleep(max(0.0, t_due - time.time()))
+    return await server_metrics(env.server_metrics_port)
+
+
 async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     assert env.client is not None
     c = env.client
@@ -62,11 +71,11 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
                                                  task_queue=FLOOR_TASK_QUEUE)
     )
     await asyncio.sleep(1.0)  # first tasks done: every timer armed
-    s0 = await server_metrics(env.server_metrics_port)  # after the starts: only the burst counts
     load0 = loadavg()
     t_due = time.time() + margin(k)
     ff_seconds = await _fast_forward_all(env, handles, due_at - t_due)
     late = time.time() > t_due
+    s0 = await _server_metrics_at(env, t_due)
     results = await bounded(handles, 100, lambda h: h.result())
     lags = [r["timer_lag"] for r in results]
     load1 = loadavg()
@@ -93,6 +102,7 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
     shift = due_at - t_due
     ff_seconds = await _fast_forward_all(env, handles, shift)
     late = time.time() > t_due
+    s0 = await _server_metrics_at(env, t_due)
 
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
@@ -107,6 +117,7 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
         if done >= len(chosen) and pending == 0:
             break
         await asyncio.sleep(0.5)
+    s1 = await server_metrics(env.server_metrics_port) if s0 is not None else None
     led = await pool.fetch(
         "SELECT case_no, at, recorded_at FROM ledger WHERE case_no = ANY($1) AND event = 'ESCALATED'", chosen
     )
@@ -118,7 +129,7 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
     wake = [r["at"].timestamp() - due_at for r in led]
     ledger_lag = [r["recorded_at"].timestamp() - t_due for r in led]
     outbox_lag = [r["delivered_at"].timestamp() - t_due for r in out if r["delivered_at"] is not None]
-    return {
+    res = {
         "k": len(chosen),
         "due_at": datetime.fromtimestamp(due_at, UTC).isoformat(),
         "escalated": len(led),
@@ -135,6 +146,10 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
         "chosen": chosen,
         "due_at_epoch": due_at,
     }
+    if s0 is not None and s1 is not None:  # the dev server's own view of the burst
+        res["server_metrics"] = metrics_between(s0, s1)
+        res["server"] = server_summary(res["server_metrics"], len(chosen))
+    return res
 
 
 async def case_phases(env: BenchEnv, esc: dict[str, Any]) -> None:

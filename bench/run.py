@@ -27,7 +27,7 @@ from typing import Any
 from bench import escalation, latency, ledger, lifecycle, replay, scale
 from bench.common import bounded, parse_settings, ratio
 from bench.infra import BenchEnv, loadavg
-from bench.promscrape import metrics_between, sdk_metrics, server_metrics, server_summary
+from bench.promscrape import metrics_between, sdk_metrics
 from config import ROOT, Settings
 from workflows.contracts import case_workflow_id
 
@@ -258,11 +258,7 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     cpu0 = env.cpu_snapshot()
     bind = env.worker_env.get("METRICS_BIND", "")
     m0 = await sdk_metrics(bind) if bind else None
-    s0 = await server_metrics(env.server_metrics_port)
     esc = await escalation.cases(env, case_nos)
-    if s0 is not None:
-        esc["server_metrics"] = metrics_between(s0, await server_metrics(env.server_metrics_port) or {})
-        esc["server"] = server_summary(esc["server_metrics"], esc["k"])
     # who used the machine from the fast-forwards until every notice was delivered
     esc["cpu"] = env.cpu_between(cpu0, env.cpu_snapshot())
     if m0 is not None:  # the worker's own view of the burst (SDK metrics, first worker process)
