@@ -31,7 +31,7 @@ from temporalio.api.enums.v1 import EventType, TaskQueueKind
 from bench.common import bounded, dist, new_prefix
 from bench.floor import FLOOR_TASK_QUEUE, FLOOR_WORKFLOW
 from bench.infra import BenchEnv, loadavg
-from bench.promscrape import metrics_between, server_metrics, server_summary
+from bench.promscrape import SERVER_METRICS_FLUSH_SECONDS, metrics_between, server_metrics, server_summary
 from workflows.contracts import case_workflow_id
 
 FF_CONCURRENCY = 20
@@ -82,6 +82,7 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     out = {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
            "loadavg_before": load0, "loadavg_after": load1}
     if s0 is not None:  # the dev server's own view of the burst
+        await asyncio.sleep(SERVER_METRICS_FLUSH_SECONDS)
         out["server_metrics"] = metrics_between(s0, await server_metrics(env.server_metrics_port) or {})
         out["server"] = server_summary(out["server_metrics"], k)
     out["phases"] = await phases(handles, due_at)
@@ -117,7 +118,10 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
         if done >= len(chosen) and pending == 0:
             break
         await asyncio.sleep(0.5)
-    s1 = await server_metrics(env.server_metrics_port) if s0 is not None else None
+    s1 = None
+    if s0 is not None:
+        await asyncio.sleep(SERVER_METRICS_FLUSH_SECONDS)
+        s1 = await server_metrics(env.server_metrics_port)
     led = await pool.fetch(
         "SELECT case_no, at, recorded_at FROM ledger WHERE case_no = ANY($1) AND event = 'ESCALATED'", chosen
     )

@@ -174,8 +174,8 @@ class BenchEnv:
     worker_env: dict[str, str] = field(default_factory=dict)
     baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
     devserver_args: list[str] = field(default_factory=list)  # bench.run --devserver-args
-    # The dev server's own Prometheus endpoint (persistence calls per operation: bench.run
-    # server_metrics); chosen at start.
+    # The dev server's own Prometheus endpoint (persistence calls per operation:
+    # bench/promscrape.py); chosen at start unless --devserver-args names one.
     server_metrics_port: int | None = None
     # Worker processes: the first one's RSS, CPU and profile are the figures; the others are copies
     # (same settings, each with its own cache, all polling the same task queues: how a deployment

@@ -77,10 +77,12 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
                 assert phases[name]["p50"] > -0.5, (side, name)
         _sane_dist(r["phases"]["activity_run"], cfg["k"])
         # The dev server's own count of its persistence work over each burst.
-        for side, sv in (("cases", r["server"]), ("floor", r["floor"]["server"])):
-            assert sv["persistence_calls_per_workflow"] > 0 and sv["persistence_seconds_per_workflow"] > 0, side
-            assert sv["top_operations"] and all(o["per_workflow"] > 0 for o in sv["top_operations"]), side
-        assert r["server_metrics"]["persistence_requests[UpdateWorkflowExecution]"] >= cfg["k"]
+        # Each woken workflow's timer firing alone is one UpdateWorkflowExecution.
+        for side, x in (("cases", r), ("floor", r["floor"])):
+            sv, sm = x["server"], x["server_metrics"]
+            assert sm.get("persistence_requests[UpdateWorkflowExecution]", 0) >= cfg["k"], (side, sm)
+            assert sv["persistence_calls_per_workflow"] > 0 and sv["top_operations"], (side, sv)
+            assert all(o["per_workflow"] > 0 for o in sv["top_operations"]), (side, sv)
     assert "worker_metrics" not in first
     wm = second["worker_metrics"]  # only the first of the two processes: at least its share of the burst
     assert wm["workflow_task_execution_latency"]["n"] > 0

@@ -11,7 +11,8 @@ from worker import worker_tuning
 
 
 def test_sdk_defaults_are_kept_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", "WORKER_WORKFLOW_TASK_POLLERS", "WORKER_ACTIVITY_TASK_POLLERS"):
+    for name in ("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", "WORKER_WORKFLOW_TASK_POLLERS", "WORKER_ACTIVITY_TASK_POLLERS",
+                 "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"):
         monkeypatch.delenv(name, raising=False)
     kw = worker_tuning(Settings.from_env())
     assert "sticky_queue_schedule_to_start_timeout" not in kw
