@@ -59,6 +59,16 @@ async def _server_metrics_at(env: BenchEnv, t_due: float) -> dict[str, float] | 
     return await server_metrics(env.server_metrics_port)
 
 
+async def _server_burst(env: BenchEnv, s0: dict[str, float] | None, k: int) -> dict[str, Any]:
+    """The dev server's own view of a burst that began with reading `s0`: `server_metrics` and its
+    per-workflow `server` summary (nothing without a metrics endpoint)."""
+    if s0 is None:
+        return {}
+    await asyncio.sleep(SERVER_METRICS_FLUSH_SECONDS)  # its last events reported
+    sm = metrics_between(s0, await server_metrics(env.server_metrics_port) or {})
+    return {"server_metrics": sm, "server": server_summary(sm, k)}
+
+
 async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     assert env.client is not None
     c = env.client
@@ -81,10 +91,7 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     load1 = loadavg()
     out = {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
            "loadavg_before": load0, "loadavg_after": load1}
-    if s0 is not None:  # the dev server's own view of the burst
-        await asyncio.sleep(SERVER_METRICS_FLUSH_SECONDS)
-        out["server_metrics"] = metrics_between(s0, await server_metrics(env.server_metrics_port) or {})
-        out["server"] = server_summary(out["server_metrics"], k)
+    out.update(await _server_burst(env, s0, k))
     out["phases"] = await phases(handles, due_at)
     return out
 
@@ -118,10 +125,7 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
         if done >= len(chosen) and pending == 0:
             break
         await asyncio.sleep(0.5)
-    s1 = None
-    if s0 is not None:
-        await asyncio.sleep(SERVER_METRICS_FLUSH_SECONDS)
-        s1 = await server_metrics(env.server_metrics_port)
+    server = await _server_burst(env, s0, len(chosen))
     led = await pool.fetch(
         "SELECT case_no, at, recorded_at FROM ledger WHERE case_no = ANY($1) AND event = 'ESCALATED'", chosen
     )
@@ -150,9 +154,7 @@ async def cases(env: BenchEnv, case_nos: list[str], timeout: float = 600.0) -> d
         "chosen": chosen,
         "due_at_epoch": due_at,
     }
-    if s0 is not None and s1 is not None:  # the dev server's own view of the burst
-        res["server_metrics"] = metrics_between(s0, s1)
-        res["server"] = server_summary(res["server_metrics"], len(chosen))
+    res.update(server)
     return res
 
 

@@ -15,18 +15,25 @@ _KEPT = ("request_latency", "long_request_latency", "workflow_task_execution_lat
          "workflow_task_execution_failed", "sticky_cache_total_forced_eviction")
 
 
+async def _scrape(url: str) -> str | dict[str, float]:
+    """A Prometheus endpoint's text, or {"error": ...} when it cannot be read."""
+    def get() -> str:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.read().decode()
+
+    try:
+        return await asyncio.to_thread(get)
+    except OSError as e:
+        return {"error": str(e)}  # type: ignore[dict-item]
+
+
 async def sdk_metrics(bind: str) -> dict[str, float]:
     """The worker's SDK metrics (METRICS_BIND in a round's settings): histogram sums and counts and
     counters, summed over labels other than the RPC `operation` and `poller_type`."""
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://{bind}/metrics", timeout=10) as r:
-            return r.read().decode()
-
+    text = await _scrape(f"http://{bind}/metrics")
+    if isinstance(text, dict):
+        return text
     out: dict[str, float] = {}
-    try:
-        text = await asyncio.to_thread(scrape)
-    except OSError as e:
-        return {"error": str(e)}  # type: ignore[dict-item]
     for line in text.splitlines():
         m = _METRIC_LINE.match(line)
         if not m or m.group(4) == "NaN":
@@ -58,14 +65,9 @@ async def server_metrics(port: int | None) -> dict[str, float] | None:
     if not port:
         return None
 
-    def scrape() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-            return r.read().decode()
-
-    try:
-        text = await asyncio.to_thread(scrape)
-    except OSError as e:
-        return {"error": str(e)}  # type: ignore[dict-item]
+    text = await _scrape(f"http://127.0.0.1:{port}/metrics")
+    if isinstance(text, dict):
+        return text
     out: dict[str, float] = {}
     for line in text.splitlines():
         m = _PROM_LINE.match(line)
