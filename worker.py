@@ -89,14 +89,20 @@ def inactive_patch_ids(settings: Settings) -> frozenset[str]:
             f"WORKER_INACTIVE_PATCHES names unknown patch id(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(known_patch_ids()))}"
         )
-    from workflows.case_workflow import IMPLIED_BY_LOCAL, LOCAL_ACTIVITIES_PATCH
+    from workflows.case_workflow import (
+        CLOCK_LEDGER_PATCH,
+        IMPLIED_BY_CLOCK,
+        IMPLIED_BY_LOCAL,
+        LOCAL_ACTIVITIES_PATCH,
+    )
 
-    implied = ids & set(IMPLIED_BY_LOCAL)
-    if implied and LOCAL_ACTIVITIES_PATCH not in ids:
-        raise ValueError(
-            f"WORKER_INACTIVE_PATCHES: {', '.join(sorted(implied))} stays active in new case runs unless "
-            f"{LOCAL_ACTIVITIES_PATCH} (which implies it) is inactive too; add it"
-        )
+    for newer, implies in ((LOCAL_ACTIVITIES_PATCH, IMPLIED_BY_LOCAL), (CLOCK_LEDGER_PATCH, IMPLIED_BY_CLOCK)):
+        implied = ids & set(implies)
+        if implied and newer not in ids:
+            raise ValueError(
+                f"WORKER_INACTIVE_PATCHES: {', '.join(sorted(implied))} stays active in new case runs unless "
+                f"{newer} (which implies it) is inactive too; add it"
+            )
     return ids
 
 

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.calendar_source import load_calendar
 from activities.county_source import load_counties
 from activities.failures import classified
 from activities.policy_source import load_policy
 from audit.chain import GENESIS, ChainRow, row_hash
-from domain.blocking import clean_message
+from domain.blocking import LEDGER_DIVERGENCE, clean_message
 from domain.calendar import WorkingCalendar
 from domain.deadlines import compute_deadline
 from domain.fanout_types import CountyList
@@ -32,7 +33,15 @@ from domain.followup import compute_schedule
 from domain.followup_model import ScheduleRequest, ScheduleResult
 from domain.model import ComputedDeadline, DeadlineRequest
 from domain.policy import Policy
-from workflows.contracts import CaseBlockRecord, CountiesRequest, PolicyRequest, RecordInput, case_workflow_id
+from workflows.contracts import (
+    CaseBlockRecord,
+    ClockRecordInput,
+    ClockRecordResult,
+    CountiesRequest,
+    PolicyRequest,
+    RecordInput,
+    case_workflow_id,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +54,7 @@ ON CONFLICT (case_no, seq) DO NOTHING
 """
 
 _STORED_HASH = "SELECT row_hash FROM ledger WHERE case_no = $1 AND seq = $2"
+_STORED_ROW = "SELECT at, workflow_run_id, row_hash FROM ledger WHERE case_no = $1 AND seq = $2"
 _CASE_ROWS_BEFORE = "SELECT * FROM ledger WHERE case_no = $1 AND seq < $2 ORDER BY seq"
 
 
@@ -169,52 +179,89 @@ class CaseActivities:
 
         Returns the number of ledger rows actually inserted (0 on a retry).
         """
-        p = inp.projection
         async with self._pool.acquire() as conn, conn.transaction():
-            inserted = 0
-            prev: str | None = None
-            for e in inp.entries:
-                # Deterministic: a retry computes the same hashes (and inserts nothing).
-                if prev is None:
-                    prev = await _prev_hash(conn, e.case_no, e.seq)
-                own = row_hash(ChainRow.from_entry(e, inp.workflow_run_id), prev)
-                status = await conn.execute(
-                    _INSERT_LEDGER,
-                    e.case_no, e.seq, e.event, e.actor.user_id, e.actor.role.value, e.actor.unit,
-                    e.at, e.from_stage.value if e.from_stage else None,
-                    e.to_stage.value if e.to_stage else None, e.reason, e.request_id,
-                    json.dumps(e.data, ensure_ascii=False, default=str), inp.workflow_run_id,
-                    prev, own,
-                )
-                n = int(status.rsplit(" ", 1)[-1])
-                inserted += n
-                # The next row chains onto what is stored (the same hash, unless the row
-                # was written earlier with other content: then verify reports that row).
-                prev = own if n else (await conn.fetchval(_STORED_HASH, e.case_no, e.seq) or own)
-            await conn.execute(
-                _UPSERT_PROJECTION,
-                p.case_no, case_workflow_id(p.case_no), p.kind.value, p.title, p.stage.value,
-                p.stage_entered_at, p.responsible_units, p.lead_supervising_units, p.assisting_units,
-                p.inspection_round, p.due_date, p.due_at,
-                p.deadline.model_dump_json() if p.deadline else None,
-                p.escalation_level, p.escalation_max_level, p.suspended, p.cycle, p.reopen_count,
-                p.open_referrals, p.filed_at, p.closed_at, p.last_seq, p.policy_version,
-                p.filing.model_dump_json() if p.filing else None,
-                json.dumps(p.detail, ensure_ascii=False, default=str),
+            return await self._write(conn, inp)
+
+    @activity.defn(name="record_clock_events")
+    @classified
+    async def record_clock_events(self, inp: ClockRecordInput) -> ClockRecordResult:
+        """What the clock decided, written as a local activity inside the woken workflow task.
+
+        Issue 9 (lag): a scheduled activity costs the server an activity and a second workflow
+        task per escalation. As a local activity the write happens before the task completes, so
+        a task that fails afterwards (a worker lost, the deadlock detector) is retried, and the
+        retry decides again at a later workflow time. The ledger keeps the first writer: when this
+        run already has a row at the first entry's seq with other content, nothing is written and
+        the workflow is told the time that row was decided at, to decide again at it (the same
+        state and the same time give the same rows). A row of another run, or other content at the
+        same time, is a divergence retrying cannot mend: refused non-retryably, the case blocks.
+        """
+        r = inp.record
+        first = r.entries[0]
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchrow(_STORED_ROW, first.case_no, first.seq)
+            if stored is not None:
+                prev = await _prev_hash(conn, first.case_no, first.seq)
+                if stored["row_hash"] != row_hash(ChainRow.from_entry(first, r.workflow_run_id), prev):
+                    if stored["workflow_run_id"] != r.workflow_run_id or stored["at"] == inp.decided_at:
+                        raise ApplicationError(
+                            f"ledger of case {first.case_no} holds another row at seq {first.seq} "
+                            f"(run {stored['workflow_run_id']}, decided at {stored['at']:%Y-%m-%d %H:%M:%S}); "
+                            f"this run decided {first.event} at {inp.decided_at:%Y-%m-%d %H:%M:%S}",
+                            type=LEDGER_DIVERGENCE, non_retryable=True,
+                        )
+                    log.warning("clock_decision_redecided", case_no=first.case_no, seq=first.seq,
+                                decided_at=inp.decided_at.isoformat(), stored_at=stored["at"].isoformat())
+                    return ClockRecordResult(redecide_at=stored["at"])
+            return ClockRecordResult(record=r, inserted=await self._write(conn, r))
+
+    async def _write(self, conn: asyncpg.Connection, inp: RecordInput) -> int:
+        """Ledger rows, projection and outbox of `inp` on `conn`, inside the caller's transaction."""
+        p = inp.projection
+        inserted = 0
+        prev: str | None = None
+        for e in inp.entries:
+            # Deterministic: a retry computes the same hashes (and inserts nothing).
+            if prev is None:
+                prev = await _prev_hash(conn, e.case_no, e.seq)
+            own = row_hash(ChainRow.from_entry(e, inp.workflow_run_id), prev)
+            status = await conn.execute(
+                _INSERT_LEDGER,
+                e.case_no, e.seq, e.event, e.actor.user_id, e.actor.role.value, e.actor.unit,
+                e.at, e.from_stage.value if e.from_stage else None,
+                e.to_stage.value if e.to_stage else None, e.reason, e.request_id,
+                json.dumps(e.data, ensure_ascii=False, default=str), inp.workflow_run_id,
+                prev, own,
             )
-            if fu := p.followup:
-                await conn.execute(
-                    _UPDATE_FOLLOWUP, p.case_no, fu.report_due_date, fu.report_period, fu.report_last_period,
-                    fu.report_last_at, fu.measures_open, fu.milestone_next_due, fu.milestones_overdue, p.last_seq,
-                )
-            if inp.notices:
-                await conn.executemany(
-                    _INSERT_OUTBOX,
-                    [
-                        (n.key, n.case_no, n.seq, n.recipient_unit, n.recipient_role.value, n.subject, n.body)
-                        for n in inp.notices
-                    ],
-                )
+            n = int(status.rsplit(" ", 1)[-1])
+            inserted += n
+            # The next row chains onto what is stored (the same hash, unless the row
+            # was written earlier with other content: then verify reports that row).
+            prev = own if n else (await conn.fetchval(_STORED_HASH, e.case_no, e.seq) or own)
+        await conn.execute(
+            _UPSERT_PROJECTION,
+            p.case_no, case_workflow_id(p.case_no), p.kind.value, p.title, p.stage.value,
+            p.stage_entered_at, p.responsible_units, p.lead_supervising_units, p.assisting_units,
+            p.inspection_round, p.due_date, p.due_at,
+            p.deadline.model_dump_json() if p.deadline else None,
+            p.escalation_level, p.escalation_max_level, p.suspended, p.cycle, p.reopen_count,
+            p.open_referrals, p.filed_at, p.closed_at, p.last_seq, p.policy_version,
+            p.filing.model_dump_json() if p.filing else None,
+            json.dumps(p.detail, ensure_ascii=False, default=str),
+        )
+        if fu := p.followup:
+            await conn.execute(
+                _UPDATE_FOLLOWUP, p.case_no, fu.report_due_date, fu.report_period, fu.report_last_period,
+                fu.report_last_at, fu.measures_open, fu.milestone_next_due, fu.milestones_overdue, p.last_seq,
+            )
+        if inp.notices:
+            await conn.executemany(
+                _INSERT_OUTBOX,
+                [
+                    (n.key, n.case_no, n.seq, n.recipient_unit, n.recipient_role.value, n.subject, n.body)
+                    for n in inp.notices
+                ],
+            )
         log.info(
             "case_events_recorded",
             case_no=p.case_no,
@@ -256,5 +303,6 @@ class CaseActivities:
 
     def all(self) -> list:
         return [self.load_policy, self.compute_deadline, self.compute_followup_schedule, self.record_case_events,
+                self.record_clock_events,  # issue 9 (lag): the clock's write as a local activity
                 self.record_case_block, self.resolve_case_block,
                 self.load_counties]  # issue 13 (county fan-out)

@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.programme import PROGRAMME_WORKFLOW_NAME, ProgrammeInput, programme_workflow_id
 from ops.codec import decrypt_payloads, env_keys
-from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, case_workflow_id
+from workflows.contracts import WORKFLOW_NAME, CaseWorkflowInput, ClockRecordResult, RecordInput, case_workflow_id
 
 PROGRAMME_LABEL = "programme:"  # the "case number" of a programme's history (issue 13)
 
@@ -49,6 +49,31 @@ def decode(payloads: Any, type_hint: Any) -> Any:
         return None
     items = decrypt_payloads(items, env_keys())  # encrypted histories (ops/codec.py): needs the keys
     return pydantic_data_converter.payload_converter.from_payloads(items, [type_hint])[0]
+
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK core's marker for a local activity's result
+CLOCK_RECORD_ACTIVITY = "record_clock_events"  # the clock's ledger write inside its task (issue 9)
+
+
+def local_activity_result(e: HistoryEvent) -> tuple[str, Any] | None:
+    """(activity type, result payloads) of a local activity's marker, None for any other event."""
+    if e.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    a = e.marker_recorded_event_attributes
+    if a.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in a.details or "result" not in a.details:
+        return None
+    meta = decode(a.details["data"], dict) or {}
+    return str(meta.get("activity_type", "")), a.details["result"]
+
+
+def clock_record(e: HistoryEvent) -> RecordInput | None:
+    """The ledger rows a `record_clock_events` marker says were written (None: another event, or a
+    write that was refused and decided again)."""
+    la = local_activity_result(e)
+    if la is None or la[0] != CLOCK_RECORD_ACTIVITY:
+        return None
+    res = decode(la[1], ClockRecordResult)
+    return res.record if res is not None else None
 
 
 def event_time(e: HistoryEvent) -> datetime:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from audit.history import RunHistory, decode, event_time
+from audit.history import RunHistory, clock_record, decode, event_time, local_activity_result
 from domain.decide import LedgerEntry
 from domain.enums import (
     ACTION_LABELS_ZH,
@@ -115,7 +115,6 @@ def _rung_zh(rung: Any) -> str:
         return str(rung)
 
 
-LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK core's marker for a local activity's result
 
 
 def _deadline_detail(c: ComputedDeadline, req: DeadlineRequest | None) -> str:
@@ -265,13 +264,13 @@ class _Builder:
             if name == "compute_deadline":
                 self.deadline(decode(a.result, ComputedDeadline), inp, t, rid, eid)
         elif et == EventType.EVENT_TYPE_MARKER_RECORDED:
-            a = ev.marker_recorded_event_attributes
             # Issue 15: the deadline computed by a local activity (its request is not in the history;
-            # the result and its explanation are).
-            if a.marker_name == LOCAL_ACTIVITY_MARKER and "data" in a.details and "result" in a.details:
-                meta = decode(a.details["data"], dict) or {}
-                if meta.get("activity_type") == "compute_deadline":
-                    self.deadline(decode(a.details["result"], ComputedDeadline), None, t, rid, eid)
+            # the result and its explanation are). Issue 9: the clock's ledger write, echoed in its result.
+            la = local_activity_result(ev)
+            if la is not None and la[0] == "compute_deadline":
+                self.deadline(decode(la[1], ComputedDeadline), None, t, rid, eid)
+            elif (clock := clock_record(ev)) is not None:
+                self.record(run, t, eid, clock)
         elif et in (EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED, EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT):
             sched = (ev.activity_task_failed_event_attributes.scheduled_event_id
                      if et == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED

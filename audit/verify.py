@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from audit.archive import load_histories
 from audit.chain import ChainBreak, ChainReport, ChainRow, verify_chain
-from audit.history import HistoryError, RunHistory, decode
+from audit.history import HistoryError, RunHistory, clock_record, decode
 from domain.model import ActionRequest
 from workflows.contracts import CaseWorkflowInput, RecordInput
 
@@ -91,6 +91,9 @@ def history_facts(runs: Iterable[RunHistory]) -> HistoryFacts:
                     scheduled[ev.event_id] = decode(a.input, RecordInput)
             elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 completed.add(ev.activity_task_completed_event_attributes.scheduled_event_id)
+            elif (clock := clock_record(ev)) is not None:  # issue 9: written inside the task, echoed
+                scheduled[ev.event_id] = clock
+                completed.add(ev.event_id)
             elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
                 a = ev.workflow_execution_update_accepted_event_attributes
                 if a.accepted_request.input.name == "act":  # not unblock, reopen_outcome (issue 14)

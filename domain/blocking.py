@@ -25,6 +25,8 @@ from domain.model import Actor
 # ApplicationError types the activities raise for failures retrying cannot fix.
 PERMANENT_DATA_ERROR = "PermanentDataError"  # the database refused the data or a constraint
 UNCLASSIFIED_ERROR = "UnclassifiedActivityError"  # an unknown error that kept failing
+# The ledger holds another row where the clock's decision goes (record_clock_events, issue 9).
+LEDGER_DIVERGENCE = "LedgerDivergenceError"
 
 
 class CaseBlockedError(CaseError):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import uuid
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
-from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.case_activities import CaseActivities
 from config import Settings
+from domain import decide as d
 from domain.enums import Action, CaseKind, DeadlineKind, Role, Stage
 from domain.model import (
     ActionRequest,
@@ -27,7 +29,13 @@ from domain.model import (
 from domain.policy import Policy
 from embedded import find_temporal_cli
 from workflows import client as ops
-from workflows.contracts import SEARCH_ATTRIBUTE_KEYS, ActionResult
+from workflows.contracts import (
+    SEARCH_ATTRIBUTE_KEYS,
+    ActionResult,
+    ClockRecordInput,
+    RecordInput,
+    case_workflow_id,
+)
 
 _STARTED: list[str] = []
 
@@ -165,3 +173,17 @@ async def start_dev_env() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         ui=False,
     )
+
+
+async def write_as_a_failed_clock_task(pool: asyncpg.Pool, client: Client, state: CaseState, at: datetime,
+                                  run_id: str | None = None) -> d.Decision:
+    """What a woken task that decided at `at` and failed after its local activity left behind."""
+    decision = d.on_wakeup(state, at)
+    assert decision is not None and decision.deadline_request is None
+    run_id = run_id or (await client.get_workflow_handle(case_workflow_id(state.case_no)).describe()).run_id
+    record = RecordInput(entries=decision.entries, notices=decision.notices,
+                         projection=d.projection(decision.state, with_filing=False), workflow_run_id=run_id)
+    done = await ActivityEnvironment().run(
+        CaseActivities(pool).record_clock_events, ClockRecordInput(record=record, decided_at=at))
+    assert done.inserted == len(decision.entries) and done.redecide_at is None
+    return decision

@@ -13,6 +13,7 @@ must go behind `workflow.patched` (here or in case_workflow.py).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import TypeVar
 
 from temporalio import workflow
@@ -61,6 +62,8 @@ with workflow.unsafe.imports_passed_through():
         CaseBlockRecord,
         CaseWorkflowInput,
         CaseWorkflowResult,
+        ClockRecordInput,
+        ClockRecordResult,
         PolicyRequest,
         RecordInput,
     )
@@ -97,6 +100,23 @@ ARCHIVE_SNAPSHOT_PATCH = "reopen-archive-snapshot-1"
 LOCAL_ACTIVITIES_PATCH = "local-calendar-activities-1"
 # What a run that took LOCAL_ACTIVITIES_PATCH takes without asking (`_patched`).
 IMPLIED_BY_LOCAL = (BLOCKED_PATCH, ESCALATION_RULES_PATCH, FANOUT_PATCH, FOLLOWUP_PATCH, ARCHIVE_SNAPSHOT_PATCH)
+# Issue 9 (lag): what the clock decides (an escalation rung, a reminder, a posting that ended) is
+# written by a local activity inside the woken workflow task (`record_clock_events`), not by a
+# scheduled activity and a second task: a woken case then costs the server what a plain timer
+# costs. A task that fails after the write decides again at the time the ledger holds
+# (`_clock_step`), and an action delivered with a due clock waits for the clock's decision
+# (`_clock_first`), so the retried task decides what the failed one wrote. Asked before
+# LOCAL_ACTIVITIES_PATCH, which it implies (and with it IMPLIED_BY_LOCAL).
+CLOCK_LEDGER_PATCH = "clock-ledger-local-1"
+IMPLIED_BY_CLOCK = (*IMPLIED_BY_LOCAL, LOCAL_ACTIVITIES_PATCH)
+
+
+class _Redecide(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The ledger holds this run's clock decision taken at `at` (a failed task wrote it)."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(at)
+        self.at = at
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -126,6 +146,8 @@ class CaseLogic(FanoutMixin):
         self._blocks = 0
         self._followup = False  # set by run() from workflow.patched(FOLLOWUP_PATCH)
         self._local: bool | None = None  # workflow.patched(LOCAL_ACTIVITIES_PATCH), on first use
+        self._clock_local = False  # workflow.patched(CLOCK_LEDGER_PATCH), asked with it
+        self._waiting_for_clock = False  # the main loop waits for the clock (or an action)
         if inp.state is None and inp.policy is not None:
             # With the policy in the input the case exists from the first instant,
             # so an action sent right after the start is validated, not bounced.
@@ -203,8 +225,9 @@ class CaseLogic(FanoutMixin):
             if self._blocked is not None:
                 continue
             async with self._lock:
-                decision = d.on_wakeup(self._require_state(), workflow.now())
-                if decision is not None:
+                if self._clock_local:
+                    await self._clock_step()
+                elif (decision := d.on_wakeup(self._require_state(), workflow.now())) is not None:
                     await self._perform_or_block(decision, origin="CLOCK")
         await workflow.wait_condition(workflow.all_handlers_finished)
         s = self._require_state()
@@ -229,6 +252,43 @@ class CaseLogic(FanoutMixin):
         await self._settle_block()
         self._reopen_done = True
 
+    async def _clock_step(self) -> None:
+        """What the clock makes happen now, recorded inside this task (CLOCK_LEDGER_PATCH).
+
+        When the ledger already holds this run's decision at the same seq, written by a workflow
+        task that failed after its local activity, decide again at that decision's time: the same
+        state at the same time decides the same rows, which the ledger then keeps. Anything else
+        the activity refuses (LEDGER_DIVERGENCE) and the case blocks.
+        """
+        state = self._require_state()
+        now = workflow.now()
+        for _ in range(2):
+            decision = d.on_wakeup(state, now)
+            if decision is None:
+                return
+            try:
+                await self._perform_or_block(decision, origin="CLOCK", clock_at=now)
+                return
+            except _Redecide as r:
+                self._state = state
+                now = r.at
+        # record_clock_events refuses a second difference at the time it named: never reached.
+        raise AssertionError(f"case {state.case_no}: the clock's decision differs from the ledger twice")
+
+    def _clock_first(self) -> bool:
+        """An action waits while the main loop has a due clock decision to take first.
+
+        With CLOCK_LEDGER_PATCH a retried task must decide what the failed one wrote. An action
+        that arrived meanwhile is delivered before the timer in the retried task's activation
+        (sdk-core orders Updates and signals first); were it applied first, the clock's decision
+        could differ from the rows already in the ledger. The clock's decision comes first, as it
+        did in the failed task, whenever the clock is due at this task's time.
+        """
+        if not (self._clock_local and self._waiting_for_clock):
+            return False
+        wake = d.next_wakeup(self._require_state())
+        return wake is not None and wake <= workflow.now()
+
     async def _wait_for_clock_or_action(self) -> None:
         wake = d.next_wakeup(self._require_state())
         self._dirty = False
@@ -239,10 +299,13 @@ class CaseLogic(FanoutMixin):
         delay = (wake - workflow.now()).total_seconds()
         if delay <= 0:
             return
+        self._waiting_for_clock = True
         try:
             await workflow.wait_condition(woken, timeout=delay, timeout_summary="case-deadline")
         except TimeoutError:
             pass
+        finally:
+            self._waiting_for_clock = False
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
@@ -264,7 +327,7 @@ class CaseLogic(FanoutMixin):
     # ------------------------------------------------------------ performing
 
     async def _perform_or_block(
-        self, decision: d.Decision, origin: str, request_id: str | None = None
+        self, decision: d.Decision, origin: str, request_id: str | None = None, clock_at: datetime | None = None
     ) -> bool:
         """Perform `decision`; on a failure retrying cannot fix, block the case and hold it.
 
@@ -273,7 +336,7 @@ class CaseLogic(FanoutMixin):
         """
         before = self._state
         try:
-            await self._perform(decision)
+            await self._perform(decision, clock_at)
             return True
         except ActivityError as e:
             cause = e.cause
@@ -327,41 +390,54 @@ class CaseLogic(FanoutMixin):
             self._unblock = None  # the UNBLOCK Update answers now: UNBLOCKED, or BLOCKED again
             self._dirty = True
 
-    async def _perform(self, decision: d.Decision) -> None:
-        """Adopt a decision: compute its deadline, then record everything once."""
+    async def _perform(self, decision: d.Decision, clock_at: datetime | None = None) -> None:
+        """Adopt a decision: compute its deadline, then record everything once.
+
+        `clock_at`: the clock decided it at that time (CLOCK_LEDGER_PATCH). Then, unless it needs
+        the calendar (a deadline or follow-up dates carry the time they were computed, which a
+        retried task would not reproduce), it is recorded by a local activity in this task.
+        """
+        now = clock_at or workflow.now()
         self._state = decision.state
         entries, notices = list(decision.entries), list(decision.notices)
         local = self._uses_local_activities()
+        in_task = clock_at is not None and decision.deadline_request is None
         if decision.deadline_request is not None:
             computed = await self._read_activity(
                 "compute_deadline", decision.deadline_request, ComputedDeadline, local=local
             )
-            applied = d.apply_deadline(self._state, computed, workflow.now())
+            applied = d.apply_deadline(self._state, computed, now)
             self._state = applied.state
             entries += applied.entries
             notices = d.attach_deadline(notices, computed) + applied.notices
-        if self._followup and (fu_req := fu.schedule_request(self._state, workflow.now())) is not None:
+        if self._followup and (fu_req := fu.schedule_request(self._state, now)) is not None:
+            in_task = False
             dated = await self._read_activity("compute_followup_schedule", fu_req, ScheduleResult, local=local)
-            timed = d.apply_followup_schedule(self._state, dated, workflow.now())
+            timed = d.apply_followup_schedule(self._state, dated, now)
             self._state = timed.state
             entries += timed.entries
             notices += timed.notices
         # Not during replay (the SDK's default); ops.context puts case_no/workflow_id/run_id on it.
         workflow.logger.debug("case_events_decided")
         if entries:
-            await workflow.execute_activity(
-                "record_case_events",
-                RecordInput(
-                    entries=entries,
-                    notices=notices,
-                    projection=d.projection(
-                        self._state, with_filing=any(e.event in d.FILING_EVENTS for e in entries)
-                    ),
-                    workflow_run_id=workflow.info().run_id,
+            record = RecordInput(
+                entries=entries,
+                notices=notices,
+                projection=d.projection(
+                    self._state, with_filing=any(e.event in d.FILING_EVENTS for e in entries)
                 ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
+                workflow_run_id=workflow.info().run_id,
             )
+            if in_task and clock_at is not None:
+                done = await self._local_activity(
+                    "record_clock_events", ClockRecordInput(record=record, decided_at=clock_at), ClockRecordResult
+                )
+                if done.redecide_at is not None:
+                    raise _Redecide(done.redecide_at)
+            else:
+                await workflow.execute_activity(
+                    "record_case_events", record, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+                )
         self._upsert_search_attributes()
         self._dirty = True
         if self._state.filing.parent_case_no:
@@ -381,7 +457,10 @@ class CaseLogic(FanoutMixin):
         """Issue 15's patch, asked once per run: at the start of run(), or earlier by an Update
         delivered with the first workflow task of a continued run."""
         if self._local is None:
-            self._local = workflow.patched(LOCAL_ACTIVITIES_PATCH)
+            # The newer patch first: a run that takes it records only its marker (it implies
+            # LOCAL_ACTIVITIES_PATCH); runs recorded before it find no marker and ask the older one.
+            self._clock_local = workflow.patched(CLOCK_LEDGER_PATCH)
+            self._local = self._clock_local or workflow.patched(LOCAL_ACTIVITIES_PATCH)
             if self._local:
                 sa = workflow.info().typed_search_attributes
                 self._sa = {key.name: sa.get(key) for key in SEEDED_SEARCH_ATTRIBUTES}
@@ -394,21 +473,23 @@ class CaseLogic(FanoutMixin):
         only runs it again. Its result is recorded either way (marker or completed activity).
         """
         if local:
-            try:
-                return await workflow.execute_local_activity(
-                    name, arg, result_type=result_type,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-                )
-            except ApplicationError as e:
-                # A local activity's final failure arrives unwrapped (SDK 1.35): wrap it as a
-                # scheduled activity's is, so that one path classifies both (_perform_or_block).
-                raise ActivityError(
-                    f"local activity {name} failed", scheduled_event_id=0, started_event_id=0, identity="",
-                    activity_type=name, activity_id="", retry_state=None,
-                ) from e
+            return await self._local_activity(name, arg, result_type)
         return await workflow.execute_activity(
             name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
+
+    async def _local_activity(self, name: str, arg: object, result_type: type[_R]) -> _R:
+        try:
+            return await workflow.execute_local_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+        except ApplicationError as e:
+            # A local activity's final failure arrives unwrapped (SDK 1.35): wrap it as a
+            # scheduled activity's is, so that one path classifies both (_perform_or_block).
+            raise ActivityError(
+                f"local activity {name} failed", scheduled_event_id=0, started_event_id=0, identity="",
+                activity_type=name, activity_id="", retry_state=None,
+            ) from e
 
     def _upsert_search_attributes(self) -> None:
         updates = []
@@ -449,7 +530,8 @@ class CaseLogic(FanoutMixin):
             self._pending.pop(key, None)
 
     async def _act(self, req: ActionRequest, key: object) -> ActionResult:
-        await workflow.wait_condition(lambda: self._filed)  # FILED is always ledger row 1
+        # FILED is always ledger row 1; a due clock decides first (CLOCK_LEDGER_PATCH).
+        await workflow.wait_condition(lambda: self._filed and not self._clock_first())
         async with self._lock:
             fans_out = False
             try:

@@ -100,6 +100,32 @@ class RecordInput(BaseModel):
     workflow_run_id: str = ""
 
 
+class ClockRecordInput(BaseModel):
+    """The clock's ledger write inside the woken workflow task (`record_clock_events`, issue 9).
+
+    `decided_at` is the workflow time the decision was taken at: its entries carry it.
+    """
+
+    record: RecordInput
+    decided_at: datetime
+
+
+class ClockRecordResult(BaseModel):
+    """What `record_clock_events` did.
+
+    `record`: what the ledger holds for these seqs, echoed so that the history keeps it (a local
+    activity's input is not recorded, its result is: audit verify and the timeline read it from
+    the marker as they read a scheduled `record_case_events`'s input). `redecide_at` is set, and
+    nothing written, when the ledger already holds this run's row at the first entry's seq with
+    other content: a workflow task that failed after its write decided at that time, and the
+    workflow decides again at it.
+    """
+
+    record: RecordInput | None = None
+    inserted: int = 0
+    redecide_at: datetime | None = None
+
+
 class CaseBlockRecord(BaseModel):
     """A block of a case (and its resolution) for the `case_block` side table."""
 

@@ -40,6 +40,7 @@ from tests.harness import (
     criteria,
     make_filing,
     start_dev_env,
+    write_as_a_failed_clock_task,
 )
 from tests.programme_harness import ProgrammeDriver, make_spec
 from workflows import client as ops
@@ -389,6 +390,46 @@ async def local_activities_milestones(env: WorkflowEnvironment, c: CaseDriver) -
     await milestones_missed_escalated(env, c)
 
 
+async def escalation_clock_ledger(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 9 (patch clock-ledger-local-1): the rungs, the proposal and the end of the posting are
+    written inside their woken tasks (the posting's end also dates the closure application, so its
+    write stays a scheduled activity); then the whole way to 备案."""
+    outcome = await ops.file_case(c.client, c.filing, OFFICE, c.task_queue)
+    assert outcome.filed, outcome
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=55))
+    await _pending(c, "P1")
+    await c.do(Action.CONFIRM_ESCALATION, SUPERVISION, proposal_id="P1", reason="约谈县政府主要负责人")
+    await c.complete_measures()
+    await _posting(env, c)
+    await c.do(Action.APPLY_CLOSURE, RU)
+    await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
+    await c.do(Action.RECORD_FILING, OFFICE)
+
+
+async def escalation_clock_ledger_redecided(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 9: the first rung's task "failed" after its write (written beforehand at another
+    time): the woken task is told that time by its local activity and decides again at it."""
+    outcome = await ops.file_case(c.client, c.filing, OFFICE, c.task_queue)
+    assert outcome.filed, outcome
+    await c.do(Action.TRANSFER, OFFICE)
+    await c.do(Action.ACKNOWLEDGE, RU)
+    state = await c.state()
+    assert state.deadline is not None
+    fire_at = state.deadline.escalation_schedule[0].fire_at
+    await write_as_a_failed_clock_task(c.pool, c.client, state, fire_at + timedelta(seconds=7))
+    await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)),
+                           fire_at - datetime.now(UTC) + timedelta(minutes=1))
+    await _event(c, "ESCALATED")
+    await c.do(Action.SUBMIT_COMPLETION, RU)
+
+
+async def clock_ledger_continue_as_new(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """Issue 9: continued runs under clock-ledger-local-1 (each run records that marker only)."""
+    await continue_as_new(env, c)
+
+
 SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]]] = {
     "happy_path": happy_path,
     "archived_after_lookback": archived_after_lookback,
@@ -407,6 +448,9 @@ SCENARIOS: dict[str, Callable[[WorkflowEnvironment, CaseDriver], Awaitable[None]
     "local_activities_lifecycle": local_activities_lifecycle,  # issue 15
     "local_activities_continue_as_new": local_activities_continue_as_new,
     "local_activities_milestones": local_activities_milestones,
+    "escalation_clock_ledger": escalation_clock_ledger,  # issue 9 (lag)
+    "escalation_clock_ledger_redecided": escalation_clock_ledger_redecided,
+    "clock_ledger_continue_as_new": clock_ledger_continue_as_new,
 }
 
 

@@ -47,3 +47,6 @@ def test_the_recorded_scenarios_are_all_present() -> None:
     assert {"milestones_missed_escalated", "milestones_verify_refused", "milestones_report_escalated"} <= stems
     # issue 14: an archived case (its final state kept) reopened as a linked new run
     assert {"reopen_archived"} <= stems
+    # issue 9 (lag): the clock's writes inside their woken tasks, one decided again at the written
+    # time, and continued runs under that patch
+    assert {"escalation_clock_ledger", "escalation_clock_ledger_redecided", "clock_ledger_continue_as_new"} <= stems

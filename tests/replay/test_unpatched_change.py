@@ -21,7 +21,7 @@ from audit.replay import replay_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-ANCHOR = '        if entries:\n            await workflow.execute_activity(\n                "record_case_events",'
+ANCHOR = "        if entries:\n            record = RecordInput("
 EXTRA_TIMER = "        await workflow.sleep(1)\n"
 PATCHED_TIMER = '        if workflow.patched("settle-before-record"):\n    ' + EXTRA_TIMER
 

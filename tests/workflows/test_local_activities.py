@@ -14,7 +14,7 @@ from config import Settings
 from domain.enums import Action, Stage
 from tests.harness import OFFICE, RU, CaseDriver, case_worker, make_filing
 from workflows import client as ops
-from workflows.case_workflow import LOCAL_ACTIVITIES_PATCH
+from workflows.case_workflow import CLOCK_LEDGER_PATCH, LOCAL_ACTIVITIES_PATCH
 from workflows.contracts import case_workflow_id
 
 
@@ -59,7 +59,8 @@ async def test_a_worker_leaving_the_patch_inactive_keeps_the_scheduled_activitie
     ts_client: Client, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     c = CaseDriver(ts_client, pool, task_queue, make_filing("LOCAL-ACT-2", due=date.today() + timedelta(days=120)))
-    async with case_worker(ts_client, pool, task_queue, Settings(inactive_patches=LOCAL_ACTIVITIES_PATCH)):
+    inactive = f"{CLOCK_LEDGER_PATCH},{LOCAL_ACTIVITIES_PATCH}"
+    async with case_worker(ts_client, pool, task_queue, Settings(inactive_patches=inactive)):
         await _file_transfer_acknowledge(c)
         shape = await _history_shape(ts_client, c.case_no)
     assert "core_local_activity" not in shape["markers"], shape
@@ -74,5 +75,7 @@ def test_unknown_or_implied_inactive_patches_are_refused() -> None:
         inactive_patch_ids(Settings(inactive_patches="no-such-patch"))
     with pytest.raises(ValueError, match="fanout-v1 stays active.*local-calendar-activities-1"):
         inactive_patch_ids(Settings(inactive_patches="fanout-v1"))
-    assert inactive_patch_ids(Settings(inactive_patches=f" {LOCAL_ACTIVITIES_PATCH}, fanout-v1 ")) == {
-        LOCAL_ACTIVITIES_PATCH, "fanout-v1"}
+    with pytest.raises(ValueError, match="local-calendar-activities-1 stays active.*clock-ledger-local-1"):
+        inactive_patch_ids(Settings(inactive_patches=f"{LOCAL_ACTIVITIES_PATCH}, fanout-v1"))
+    assert inactive_patch_ids(Settings(inactive_patches=f" {CLOCK_LEDGER_PATCH},{LOCAL_ACTIVITIES_PATCH}, fanout-v1 ")) == {
+        CLOCK_LEDGER_PATCH, LOCAL_ACTIVITIES_PATCH, "fanout-v1"}
