@@ -393,15 +393,15 @@ class CaseLogic(FanoutMixin):
     async def _perform(self, decision: d.Decision, clock_at: datetime | None = None) -> None:
         """Adopt a decision: compute its deadline, then record everything once.
 
-        `clock_at`: the clock decided it at that time (CLOCK_LEDGER_PATCH). Then, unless it needs
-        the calendar (a deadline or follow-up dates carry the time they were computed, which a
-        retried task would not reproduce), it is recorded by a local activity in this task.
+        `clock_at`: the clock decided it at that time (CLOCK_LEDGER_PATCH): it is recorded by a
+        local activity in this task. What the calendar adds (a deadline, follow-up dates) is the
+        same in a retried task unless the calendar changed meanwhile: its rows carry no time of
+        computation (`computed_at` stays in the state), so the ledger check compares like with like.
         """
         now = clock_at or workflow.now()
         self._state = decision.state
         entries, notices = list(decision.entries), list(decision.notices)
         local = self._uses_local_activities()
-        in_task = clock_at is not None and decision.deadline_request is None
         if decision.deadline_request is not None:
             computed = await self._read_activity(
                 "compute_deadline", decision.deadline_request, ComputedDeadline, local=local
@@ -411,7 +411,6 @@ class CaseLogic(FanoutMixin):
             entries += applied.entries
             notices = d.attach_deadline(notices, computed) + applied.notices
         if self._followup and (fu_req := fu.schedule_request(self._state, now)) is not None:
-            in_task = False
             dated = await self._read_activity("compute_followup_schedule", fu_req, ScheduleResult, local=local)
             timed = d.apply_followup_schedule(self._state, dated, now)
             self._state = timed.state
@@ -428,7 +427,7 @@ class CaseLogic(FanoutMixin):
                 ),
                 workflow_run_id=workflow.info().run_id,
             )
-            if in_task and clock_at is not None:
+            if clock_at is not None:
                 done = await self._local_activity(
                     "record_clock_events", ClockRecordInput(record=record, decided_at=clock_at), ClockRecordResult
                 )

@@ -391,9 +391,9 @@ async def local_activities_milestones(env: WorkflowEnvironment, c: CaseDriver) -
 
 
 async def escalation_clock_ledger(env: WorkflowEnvironment, c: CaseDriver) -> None:
-    """Issue 9 (patch clock-ledger-local-1): the rungs, the proposal and the end of the posting are
-    written inside their woken tasks (the posting's end also dates the closure application, so its
-    write stays a scheduled activity); then the whole way to 备案."""
+    """Issue 9 (patch clock-ledger-local-1): the rungs, the proposal and the end of the posting
+    (with the closure application's deadline, dated by local activity) are written inside their
+    woken tasks; then the whole way to 备案."""
     outcome = await ops.file_case(c.client, c.filing, OFFICE, c.task_queue)
     assert outcome.filed, outcome
     await c.do(Action.TRANSFER, OFFICE)

@@ -13,12 +13,15 @@ import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.case_activities import CaseActivities
 from audit.history import CLOCK_RECORD_ACTIVITY, decode, local_activity_result
 from audit.timeline import build_timeline
 from audit.verify import verify_case
 from config import Settings
+from domain import decide as d
 from domain.blocking import LEDGER_DIVERGENCE
 from domain.enums import Action, Rung, Stage
 from tests.harness import (
@@ -31,7 +34,7 @@ from tests.harness import (
     write_as_a_failed_clock_task,
 )
 from tests.workflows.test_case_workflow import open_case
-from workflows.contracts import ClockRecordResult, case_workflow_id
+from workflows.contracts import ClockRecordInput, ClockRecordResult, RecordInput, case_workflow_id
 
 
 async def _scheduled_records(c: CaseDriver) -> int:
@@ -185,3 +188,26 @@ async def test_an_action_delivered_with_a_due_clock_comes_after_the_clocks_decis
             await handle.terminate("test finished")
     finally:
         await dev.shutdown()
+
+
+async def test_other_content_at_the_time_the_ledger_holds_is_refused_not_decided_again(
+    ts_env: WorkflowEnvironment, ts_client: Client, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """Deciding again at the stored time must give the stored rows; if it does not (the calendar
+    changed between the attempts), nothing is written and the failure is non-retryable."""
+    async with case_worker(ts_client, pool, task_queue):
+        c = await open_case(ts_env, ts_client, pool, task_queue, days=3)
+        at = await _first_rung_at(c)
+        decision = await write_as_a_failed_clock_task(pool, ts_client, await c.state(), at)
+        run_id = (await ts_client.get_workflow_handle(case_workflow_id(c.case_no)).describe()).run_id
+        other = [decision.entries[0].model_copy(update={"reason": decision.entries[0].reason + "(另)"}),
+                 *decision.entries[1:]]
+        record = RecordInput(entries=other, notices=decision.notices,
+                             projection=d.projection(decision.state, with_filing=False), workflow_run_id=run_id)
+        with pytest.raises(ApplicationError) as refused:
+            await ActivityEnvironment().run(CaseActivities(pool).record_clock_events,
+                                            ClockRecordInput(record=record, decided_at=at))
+        assert refused.value.type == LEDGER_DIVERGENCE and refused.value.non_retryable
+        rows = await pool.fetch("SELECT reason FROM ledger WHERE case_no = $1 AND seq = $2",
+                                c.case_no, decision.entries[0].seq)
+        assert [r["reason"] for r in rows] == [decision.entries[0].reason]
