@@ -28,6 +28,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType, TaskQueueKind
 
+from audit.history import CLOCK_RECORD_ACTIVITY, local_activity_result
 from bench.common import bounded, dist, new_prefix
 from bench.floor import FLOOR_TASK_QUEUE, FLOOR_WORKFLOW
 from bench.infra import BenchEnv, loadavg
@@ -177,7 +178,9 @@ def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
     clock, like `due_at`, so differences are wall-clock seconds): the server firing the timer
     (timer), the workflow task waiting for a poller (wft_queue) and running in the worker
     (wft_run, with the history fetch and replay of an evicted case), then the first activity it
-    scheduled waiting (activity_queue) and running (activity_run)."""
+    scheduled waiting (activity_queue) and running (activity_run); `clock_in_task`: the woken task
+    wrote the ledger itself (a `record_clock_events` local-activity marker, issue 9), with no
+    activity to wait for."""
     it = iter(events)
     fired = next((e for e in it if e.event_type == _E.EVENT_TYPE_TIMER_FIRED and _t(e) >= due_at - 1.0), None)
     if fired is None:
@@ -201,6 +204,10 @@ def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
             break
     act: dict[str, float] = {}
     for e in it:
+        la = local_activity_result(e) if "scheduled" not in act else None
+        if la is not None and la[0] == CLOCK_RECORD_ACTIVITY:
+            out["clock_in_task"] = True
+            break
         if e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and "scheduled" not in act:
             act["scheduled"] = _t(e)
         elif e.event_type == _E.EVENT_TYPE_ACTIVITY_TASK_STARTED and "scheduled" in act and "started" not in act:
@@ -223,6 +230,7 @@ async def phases(handles: list, due_at: float) -> dict[str, Any]:
     rows = [r for r in await bounded(handles, HISTORY_CONCURRENCY, one) if r is not None]
     out: dict[str, Any] = {"workflows": len(rows), "sticky": sum(1 for r in rows if r.get("sticky")),
                            "wft_retried": sum(1 for r in rows if r["wft_attempts"] > 1),
+                           "clock_in_task": sum(1 for r in rows if r.get("clock_in_task")),
                            "wft_timed_out": sum(1 for r in rows if r["wft_timeouts"])}
     for name in ("timer", "wft_queue", "wft_run", "activity_queue", "activity_run"):
         vals = [r[name] for r in rows if name in r]

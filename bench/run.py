@@ -379,8 +379,9 @@ def table(res: dict[str, Any]) -> str:
                 f"{100 * cpu['machine_busy_fraction']:.0f} % of {os.cpu_count()}")
         ph, fph = esc.get("phases") or {}, (esc.get("floor") or {}).get("phases") or {}
         if "wft_queue" in ph and "wft_queue" in fph:  # where the lag went (bench/README.md, "Where the lag goes")
+            in_task = f"in task: {ph['clock_in_task']}" if ph.get("clock_in_task") else "-"  # issue 9
             add(f"  p99 s: timer / task queued / task run / ledger activity{tag}",
-                " / ".join(_f(ph[k]["p99"]) if k in ph else "-" for k in (
+                " / ".join(_f(ph[k]["p99"]) if k in ph else in_task for k in (
                     "timer", "wft_queue", "wft_run", "activity_run")),
                 " / ".join(_f(fph[k]["p99"]) for k in ("timer", "wft_queue", "wft_run")))
         sv, fsv = esc.get("server") or {}, (esc.get("floor") or {}).get("server") or {}
