@@ -197,22 +197,26 @@ class CaseActivities:
         same time, is a divergence retrying cannot mend: refused non-retryably, the case blocks.
         """
         r = inp.record
-        first = r.entries[0]
         async with self._pool.acquire() as conn, conn.transaction():
-            stored = await conn.fetchrow(_STORED_ROW, first.case_no, first.seq)
-            if stored is not None:
-                prev = await _prev_hash(conn, first.case_no, first.seq)
-                if stored["row_hash"] != row_hash(ChainRow.from_entry(first, r.workflow_run_id), prev):
-                    if stored["workflow_run_id"] != r.workflow_run_id or stored["at"] == inp.decided_at:
-                        raise ApplicationError(
-                            f"ledger of case {first.case_no} holds another row at seq {first.seq} "
-                            f"(run {stored['workflow_run_id']}, decided at {stored['at']:%Y-%m-%d %H:%M:%S}); "
-                            f"this run decided {first.event} at {inp.decided_at:%Y-%m-%d %H:%M:%S}",
-                            type=LEDGER_DIVERGENCE, non_retryable=True,
-                        )
-                    log.warning("clock_decision_redecided", case_no=first.case_no, seq=first.seq,
-                                decided_at=inp.decided_at.isoformat(), stored_at=stored["at"].isoformat())
-                    return ClockRecordResult(redecide_at=stored["at"])
+            prev: str | None = None
+            for e in r.entries:  # every row already there must be this decision's own
+                stored = await conn.fetchrow(_STORED_ROW, e.case_no, e.seq)
+                if stored is None:
+                    break
+                prev = prev if prev is not None else await _prev_hash(conn, e.case_no, e.seq)
+                if stored["row_hash"] == row_hash(ChainRow.from_entry(e, r.workflow_run_id), prev):
+                    prev = stored["row_hash"]
+                    continue
+                if stored["workflow_run_id"] != r.workflow_run_id or stored["at"] == inp.decided_at:
+                    raise ApplicationError(
+                        f"ledger of case {e.case_no} holds another row at seq {e.seq} "
+                        f"(run {stored['workflow_run_id']}, decided at {stored['at']:%Y-%m-%d %H:%M:%S}); "
+                        f"this run decided {e.event} at {inp.decided_at:%Y-%m-%d %H:%M:%S}",
+                        type=LEDGER_DIVERGENCE, non_retryable=True,
+                    )
+                log.warning("clock_decision_redecided", case_no=e.case_no, seq=e.seq,
+                            decided_at=inp.decided_at.isoformat(), stored_at=stored["at"].isoformat())
+                return ClockRecordResult(redecide_at=stored["at"])
             return ClockRecordResult(record=r, inserted=await self._write(conn, r))
 
     async def _write(self, conn: asyncpg.Connection, inp: RecordInput) -> int:

@@ -115,8 +115,6 @@ def _rung_zh(rung: Any) -> str:
         return str(rung)
 
 
-
-
 def _deadline_detail(c: ComputedDeadline, req: DeadlineRequest | None) -> str:
     x = c.explanation
     parts = [f"{_stage(c.stage)} 期限 {c.due_date.isoformat()}(截止 {_local(c.due_at)} 北京时间)",

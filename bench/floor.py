@@ -55,7 +55,9 @@ CASE_PATH: list[Step] = [
     Step("SUBMIT_COMPLETION", 1, 14, local=1),
     Step("PRELIM_PASS", 1, 7, local=1),  # the posting timer: fast-forwarded, fires POSTING_ENDED
 ]
-ON_TIMER = Step("POSTING_ENDED", 1, 7, local=1)
+# Issue 9 (clock-ledger-local-1): what the clock decides is written inside the woken task, so the
+# posting's end is two local activities (compute_deadline, record_clock_events) and no activity.
+ON_TIMER = Step("POSTING_ENDED", 0, 7, local=2)
 CASE_PATH_AFTER_TIMER: list[Step] = [
     Step("APPLY_CLOSURE", 1, 28, local=1),
     Step("VERIFY_PASS", 1, 7, local=1),
