@@ -50,7 +50,7 @@ WORKFLOWS = [CaseWorkflow, ProgrammeWorkflow, DispatchWorkflow, DispatchTickWork
 PASSTHROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types", "workflows.contracts",
                "workflows.dispatch_contracts",
                # issue 15: the case workflow's logic; only its small definition module is re-imported
-               "workflows.case_logic", "workflows.case_fanout", "workflows.activity_options")
+               "workflows.case_logic", "workflows.case_fanout", "workflows.case_clock", "workflows.activity_options")
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

@@ -31,7 +31,7 @@ def test_domain_modules_import_no_io_or_temporal(path: Path) -> None:
     assert _imports(path) & DOMAIN_FORBIDDEN == set()
 
 
-@pytest.mark.parametrize("name", ["case_workflow.py", "case_logic.py", "case_fanout.py", "activity_options.py"])
+@pytest.mark.parametrize("name", ["case_workflow.py", "case_logic.py", "case_fanout.py", "case_clock.py", "activity_options.py"])
 def test_the_case_workflow_imports_no_io(name: str) -> None:
     """The workflow modules reach the world only through activities, by name (case_logic.py is
     passed through the sandbox, so this test, the replay suite and review are its only guard)."""

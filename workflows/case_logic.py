@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.screening import screen
     from domain.shared_policy import shared_policy
     from workflows.activity_options import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, SIDE_TABLE_RETRY
+    from workflows.case_clock import ClockMixin
     from workflows.case_fanout import FanoutMixin
     from workflows.contracts import (
         CASE_BLOCKED,
@@ -62,8 +63,6 @@ with workflow.unsafe.imports_passed_through():
         CaseBlockRecord,
         CaseWorkflowInput,
         CaseWorkflowResult,
-        ClockRecordInput,
-        ClockRecordResult,
         PolicyRequest,
         RecordInput,
     )
@@ -101,22 +100,11 @@ LOCAL_ACTIVITIES_PATCH = "local-calendar-activities-1"
 # What a run that took LOCAL_ACTIVITIES_PATCH takes without asking (`_patched`).
 IMPLIED_BY_LOCAL = (BLOCKED_PATCH, ESCALATION_RULES_PATCH, FANOUT_PATCH, FOLLOWUP_PATCH, ARCHIVE_SNAPSHOT_PATCH)
 # Issue 9 (lag): what the clock decides (an escalation rung, a reminder, a posting that ended) is
-# written by a local activity inside the woken workflow task (`record_clock_events`), not by a
-# scheduled activity and a second task: a woken case then costs the server what a plain timer
-# costs. A task that fails after the write decides again at the time the ledger holds
-# (`_clock_step`), and an action delivered with a due clock waits for the clock's decision
-# (`_clock_first`), so the retried task decides what the failed one wrote. Asked before
-# LOCAL_ACTIVITIES_PATCH, which it implies (and with it IMPLIED_BY_LOCAL).
+# written by a local activity inside the woken workflow task, not by a scheduled activity and a
+# second task: a woken case then costs the server what a plain timer costs (case_clock.py).
+# Asked before LOCAL_ACTIVITIES_PATCH, which it implies (and with it IMPLIED_BY_LOCAL).
 CLOCK_LEDGER_PATCH = "clock-ledger-local-1"
 IMPLIED_BY_CLOCK = (*IMPLIED_BY_LOCAL, LOCAL_ACTIVITIES_PATCH)
-
-
-class _Redecide(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The ledger holds this run's clock decision taken at `at` (a failed task wrote it)."""
-
-    def __init__(self, at: datetime) -> None:
-        super().__init__(at)
-        self.at = at
 
 
 def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision:
@@ -126,7 +114,7 @@ def _new_case(filing: CaseFiling, policy: Policy, filed_by: Actor) -> d.Decision
         raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from None
 
 
-class CaseLogic(FanoutMixin):
+class CaseLogic(ClockMixin, FanoutMixin):
     """Carries one case from filing to 销号 and beyond; `CaseWorkflow` is its workflow definition."""
 
     def _setup(self, inp: CaseWorkflowInput) -> None:
@@ -251,43 +239,6 @@ class CaseLogic(FanoutMixin):
                 )
         await self._settle_block()
         self._reopen_done = True
-
-    async def _clock_step(self) -> None:
-        """What the clock makes happen now, recorded inside this task (CLOCK_LEDGER_PATCH).
-
-        When the ledger already holds this run's decision at the same seq, written by a workflow
-        task that failed after its local activity, decide again at that decision's time: the same
-        state at the same time decides the same rows, which the ledger then keeps. Anything else
-        the activity refuses (LEDGER_DIVERGENCE) and the case blocks.
-        """
-        state = self._require_state()
-        now = workflow.now()
-        for _ in range(2):
-            decision = d.on_wakeup(state, now)
-            if decision is None:
-                return
-            try:
-                await self._perform_or_block(decision, origin="CLOCK", clock_at=now)
-                return
-            except _Redecide as r:
-                self._state = state
-                now = r.at
-        # record_clock_events refuses a second difference at the time it named: never reached.
-        raise AssertionError(f"case {state.case_no}: the clock's decision differs from the ledger twice")
-
-    def _clock_first(self) -> bool:
-        """An action waits while the main loop has a due clock decision to take first.
-
-        With CLOCK_LEDGER_PATCH a retried task must decide what the failed one wrote. An action
-        that arrived meanwhile is delivered before the timer in the retried task's activation
-        (sdk-core orders Updates and signals first); were it applied first, the clock's decision
-        could differ from the rows already in the ledger. The clock's decision comes first, as it
-        did in the failed task, whenever the clock is due at this task's time.
-        """
-        if not (self._clock_local and self._waiting_for_clock):
-            return False
-        wake = d.next_wakeup(self._require_state())
-        return wake is not None and wake <= workflow.now()
 
     async def _wait_for_clock_or_action(self) -> None:
         wake = d.next_wakeup(self._require_state())
@@ -428,11 +379,7 @@ class CaseLogic(FanoutMixin):
                 workflow_run_id=workflow.info().run_id,
             )
             if clock_at is not None:
-                done = await self._local_activity(
-                    "record_clock_events", ClockRecordInput(record=record, decided_at=clock_at), ClockRecordResult
-                )
-                if done.redecide_at is not None:
-                    raise _Redecide(done.redecide_at)
+                await self._record_clock(record, clock_at)
             else:
                 await workflow.execute_activity(
                     "record_case_events", record, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,

@@ -75,6 +75,11 @@ async def _filed_to_recorded(env: WorkflowEnvironment, c: CaseDriver) -> None:
     """The happy path after filing: 交办 … 备案."""
     await c.do(Action.TRANSFER, OFFICE)
     await c.do(Action.ACKNOWLEDGE, RU)
+    await _rectifying_to_recorded(env, c)
+
+
+async def _rectifying_to_recorded(env: WorkflowEnvironment, c: CaseDriver) -> None:
+    """From 整改中: measures done, 初审, 公示 … 备案."""
     await c.complete_measures()
     await _posting(env, c)
     await c.do(Action.APPLY_CLOSURE, RU)
@@ -401,11 +406,7 @@ async def escalation_clock_ledger(env: WorkflowEnvironment, c: CaseDriver) -> No
     await env.fast_forward(c.client.get_workflow_handle(case_workflow_id(c.case_no)), timedelta(days=55))
     await _pending(c, "P1")
     await c.do(Action.CONFIRM_ESCALATION, SUPERVISION, proposal_id="P1", reason="约谈县政府主要负责人")
-    await c.complete_measures()
-    await _posting(env, c)
-    await c.do(Action.APPLY_CLOSURE, RU)
-    await c.do(Action.VERIFY_PASS, LEAD, criteria=criteria())
-    await c.do(Action.RECORD_FILING, OFFICE)
+    await _rectifying_to_recorded(env, c)
 
 
 async def escalation_clock_ledger_redecided(env: WorkflowEnvironment, c: CaseDriver) -> None:

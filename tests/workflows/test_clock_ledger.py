@@ -58,6 +58,11 @@ async def _first_rung_at(c: CaseDriver) -> datetime:
     return state.deadline.escalation_schedule[0].fire_at
 
 
+async def _past(env: WorkflowEnvironment, fire_at: datetime) -> None:
+    """Let the test server's clock run a minute past `fire_at` (the first rung's time)."""
+    await env.sleep(fire_at - await env.get_current_time() + timedelta(minutes=1))
+
+
 async def _until(env: WorkflowEnvironment, probe, what: str) -> None:  # type: ignore[no-untyped-def]
     for _ in range(200):
         if await probe():
@@ -73,7 +78,7 @@ async def test_a_woken_escalation_is_written_inside_its_task_and_the_auditor_rea
         c = await open_case(ts_env, ts_client, pool, task_queue, days=3)
         before = await _scheduled_records(c)
         fire_at = await _first_rung_at(c)
-        await ts_env.sleep(fire_at - await ts_env.get_current_time() + timedelta(minutes=1))
+        await _past(ts_env, fire_at)
         await _until(ts_env, lambda: _has_event(c, "ESCALATED"), "the first rung")
         assert await _scheduled_records(c) == before, "the clock's write is no scheduled activity"
         written = [r for r in await _clock_results(c) if r.record is not None]
@@ -107,7 +112,7 @@ async def test_a_task_that_failed_after_its_write_decides_again_at_the_written_t
         fire_at = await _first_rung_at(c)
         failed_at = fire_at + timedelta(seconds=7)
         await write_as_a_failed_clock_task(pool, ts_client, await c.state(), failed_at)
-        await ts_env.sleep(fire_at - await ts_env.get_current_time() + timedelta(minutes=1))
+        await _past(ts_env, fire_at)
         await _until(ts_env, lambda: _fired(c), "the first rung in the workflow's state")
         state = await c.state()
         assert state.escalation.fired[0].rung is Rung.NOTICE_LETTER and state.escalation.fired[0].at == failed_at
@@ -136,7 +141,7 @@ async def test_a_ledger_row_of_another_run_where_the_clock_writes_blocks_the_cas
         c = await open_case(ts_env, ts_client, pool, task_queue, days=3)
         fire_at = await _first_rung_at(c)
         await write_as_a_failed_clock_task(pool, ts_client, await c.state(), fire_at, run_id="some-other-run")
-        await ts_env.sleep(fire_at - await ts_env.get_current_time() + timedelta(minutes=1))
+        await _past(ts_env, fire_at)
 
         async def blocked() -> bool:
             return await _blocked(ts_client, c) is not None
