@@ -37,6 +37,7 @@ from worker_health import (
     serve_health,
     watch_evictions,
 )
+from worker_sandbox import ContextDirectSandboxRunner
 from workflows.case_workflow import CaseWorkflow
 from workflows.dispatch_workflow import DispatchTickWorkflow, DispatchWorkflow
 from workflows.lookback_workflow import LookbackCampaignWorkflow
@@ -54,7 +55,9 @@ PASSTHROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types", "workfl
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
+    # The SDK's sandbox, answering the per-payload context look-ups without an `exec` each
+    # (worker_sandbox.py); every line of workflow code still runs inside it.
+    return ContextDirectSandboxRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
     )
 

@@ -248,9 +248,9 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     assert env.worker is not None
     k = len(case_nos)
     # The ramp's backlog (dev server, worker) worked off first (at most settle_seconds).
-    settled = [await _settle(max_seconds=cfg["settle_seconds"])]
+    settled = [await _settle(max_seconds=cfg["settle_seconds"], pool=env.pool)]
     fl = await escalation.floor_timers(env, k)
-    settled.append(await _settle(max_seconds=cfg["settle_seconds"]))
+    settled.append(await _settle(max_seconds=cfg["settle_seconds"], pool=env.pool))
     prof = None
     if profile_seconds:  # from the fast-forwards through the burst
         prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds, profile_out)
@@ -316,15 +316,27 @@ def _log_problems(*paths: Path) -> dict[str, Any]:
             "by_last_line": dict(causes.most_common(10))}
 
 
-async def _settle(below: float = 1.0, max_seconds: float = 600.0) -> dict[str, Any]:
+async def _settle(below: float = 1.0, max_seconds: float = 600.0, pool: Any = None) -> dict[str, Any]:
     """Wait until the machine is quiet (1-minute load average below `below`, at most `max_seconds`),
     so a timer-lag measurement does not start while the dev server still works off the ramp
-    (seen at 100-140 % CPU for minutes after opening 10,000 cases)."""
+    (seen at 100-140 % CPU for minutes after opening 10,000 cases). With `pool`, also until no
+    PostgreSQL autovacuum worker runs: after the 10,000-case ramp the first bursts met PostgreSQL
+    busy at 0.4-0.6 of a core with the load average already low (bench/README.md)."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < max_seconds and os.getloadavg()[0] >= below:
+    vacuums_seen: set[str] = set()
+
+    async def vacuuming() -> bool:
+        if pool is None:
+            return False
+        rows = await pool.fetch("SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+        vacuums_seen.update(r["query"] or "" for r in rows)
+        return bool(rows)
+
+    while time.monotonic() - t0 < max_seconds and (os.getloadavg()[0] >= below or await vacuuming()):
         await asyncio.sleep(5)
     return {"waited_seconds": round(time.monotonic() - t0, 1), "loadavg": loadavg(),
-            "quiet": os.getloadavg()[0] < below}
+            "quiet": os.getloadavg()[0] < below and not await vacuuming(),
+            "autovacuum_seen": sorted(vacuums_seen)}
 
 
 def _t(t0: float) -> str:
