@@ -39,6 +39,13 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+def _worker_processes(default: int) -> int:
+    n = _int("WORKER_PROCESSES", default)
+    if n < 0:
+        raise ValueError(f"WORKER_PROCESSES={n} is not a number of processes (0: one per core)")
+    return n
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -91,6 +98,9 @@ class Settings:
     # Issue 15 levers, on by default; off only to measure them (bench/README.md "Cost per case").
     share_policies: bool = True  # cases with equal policy snapshots share one object
     workflow_sandbox: bool = True  # README "Sizing a worker": what the sandbox costs, and why it stays on
+    # `make run` only (embedded/workers.py): worker processes on this machine, the run's own and
+    # `python worker.py` children; 0 = one per core (README "Sizing a worker").
+    worker_processes: int = 0
     notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
     log_level: str = "INFO"
@@ -120,6 +130,11 @@ class Settings:
     action_signing_key: str = ""
     # Evidence files (佐证材料): the largest file accepted, in bytes (25 MiB).
     evidence_max_bytes: int = 25 * 1024 * 1024
+
+    @property
+    def worker_process_count(self) -> int:
+        """WORKER_PROCESSES, with 0 read as one per core of this machine."""
+        return self.worker_processes or os.cpu_count() or 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -153,6 +168,7 @@ class Settings:
             inactive_patches=_env("WORKER_INACTIVE_PATCHES", d.inactive_patches),
             share_policies=_bool("WORKER_SHARE_POLICIES", d.share_policies),
             workflow_sandbox=_bool("WORKER_WORKFLOW_SANDBOX", d.workflow_sandbox),
+            worker_processes=_worker_processes(d.worker_processes),
             notice_batch_size=_int("NOTICE_BATCH_SIZE", d.notice_batch_size),
             archive_poll_seconds=_int("ARCHIVE_POLL_SECONDS", d.archive_poll_seconds),
             log_level=_env("LOG_LEVEL", d.log_level),

@@ -207,24 +207,30 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
         if "escalation" in only:
             rounds = escalation_rounds or [""]
             res["escalation_rounds"] = []
+            # The escalation runs on as many worker processes as `make run` starts on this machine
+            # (WORKER_PROCESSES, default one per core; embedded/workers.py) unless a round says
+            # BENCH_WORKER_PROCESSES; the other phases' figures are one process's.
+            shipped = Settings.from_env().worker_process_count
             for i, spec in enumerate(rounds):
                 k = min(cfg["k"], len(oc.transferred))
                 if k == 0:
                     print(f"[{_t(t_start)}] escalation round {i + 1}: no transferred case left", flush=True)
                     break
-                if i > 0 or spec:  # each further round (or a round with settings) on a fresh worker
-                    env.worker_env = parse_worker_env(spec)
-                    env.worker_processes = int(env.worker_env.pop("BENCH_WORKER_PROCESSES", "1"))
+                worker_env = parse_worker_env(spec)
+                processes = int(worker_env.pop("BENCH_WORKER_PROCESSES", str(shipped)))
+                # each round after the first, with settings, or on more processes: fresh workers
+                if i > 0 or spec or processes != env.worker_processes:
+                    env.worker_env, env.worker_processes = worker_env, processes
                     await env.restart_worker(None)
                 print(f"[{_t(t_start)}] escalation round {i + 1}{f' ({spec})' if spec else ''}: {k} floor timers, "
-                      f"then {k} case deadlines at one moment", flush=True)
+                      f"then {k} case deadlines at one moment, {processes} worker process(es)", flush=True)
                 esc = await _escalation_round(env, cfg, oc.take(k), profile_seconds, out_dir / (
                     f"profile-{scale_name}-escalation{f'-{i + 1}' if i else ''}.txt"))
                 esc["worker_env"] = spec
                 res["escalation_rounds"].append(esc)
             if res["escalation_rounds"]:
                 res["escalation"] = res["escalation_rounds"][0]
-            env.worker_env, env.worker_processes = {}, 1  # a later restart (the cache sweep) runs as configured
+            env.worker_env, env.worker_processes = {}, 1  # the cache sweep measures one process's memory
         if "cache" in only and oc.count:
             all_open = [f"{oc.prefix}-{i:06d}" for i in range(oc.count)]
             res["cache"] = []

@@ -29,6 +29,7 @@ from activities.migrate import migrate
 from config import ROOT, Settings
 from embedded.postgres import EmbeddedPostgres
 from embedded.temporal_server import DevServer
+from embedded.workers import WorkerChildren
 from workflows.contracts import SEARCH_ATTRIBUTES
 
 DEFAULT_SAMPLES = ROOT.parent / "shared" / "domain" / "sample_cases.json"
@@ -240,6 +241,7 @@ async def main() -> int:
     dev: DevServer | None = None
     console: _ConsoleServer | None = None
     public: _ConsoleServer | None = None
+    children: WorkerChildren | None = None
     if os.environ.get("DATABASE_URL"):
         os.environ.setdefault("EXTERNAL_DATABASE", "1")  # no demo users on a real database unless DEMO_USERS=1
     stop = asyncio.Event()
@@ -269,6 +271,9 @@ async def main() -> int:
         log.info("migrations", applied=applied or "none pending")
 
         worker_task = asyncio.create_task(run_worker(settings, stop))
+        # One worker process per core by default (WORKER_PROCESSES): this one and its children.
+        children = WorkerChildren(settings.worker_process_count - 1, data_dir)
+        await children.start()
         samples = Path(os.environ.get("SAMPLE_CASES", DEFAULT_SAMPLES))
         if samples.exists() and os.environ.get("FILE_SAMPLES", "1") == "1":
             await _file_samples(settings, samples, t0)
@@ -282,6 +287,8 @@ async def main() -> int:
             f"  Temporal gRPC: {settings.temporal_address}\n"
             f"  PostgreSQL:    {settings.database_url}\n"
             f"  data:          {data_dir}\n"
+            f"  workers:       {1 + children.count} process(es): this one (pid {os.getpid()})"
+            + "".join(f", {pid}" for pid in children.pids) + " (WORKER_PROCESSES)\n"
             f"  worker RSS:    {_rss_mib():.0f} MiB"
             + (f", dev server RSS {_rss_mib(dev.pid):.0f} MiB" if dev and dev.pid else "")
             + "\nPress Ctrl-C to stop.",
@@ -294,6 +301,8 @@ async def main() -> int:
         await worker_task  # re-raises a worker failure
         return 0
     finally:
+        if children is not None:
+            await children.stop()
         if console is not None:
             await console.stop()
         if public is not None:

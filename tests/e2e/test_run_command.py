@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from embedded import find_free_port
+from embedded.procs import pid_alive
 
 pytestmark = pytest.mark.devserver
 
@@ -48,6 +49,7 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
         NOTICE_POLL_SECONDS="1",
         CONSOLE_PORT=str(find_free_port()),
         PUBLIC_PORT=str(find_free_port()),
+        WORKER_PROCESSES="2",  # its own worker and one child (the default: one per core)
     )
     first = _run_until_ready(env, tmp_path / "run1.log")
     try:
@@ -56,6 +58,10 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
     finally:
         assert _interrupt(first) == 0
     out1 = (tmp_path / "run1.log").read_text()
+    workers = next(line for line in out1.splitlines() if line.strip().startswith("workers:"))
+    assert "2 process(es)" in workers, workers
+    child = int(workers.split("),")[1].split()[0])
+    assert child != first.pid and not pid_alive(child), "the child worker stopped with the run"
     assert "27 filed, 5 refused" in out1
     assert "programme R2-XXCITY: created (17 cases)" in out1
     assert "FB-09: filed" in out1 and "PT-01: refused: PT-01: PETITION_BATCH_AGGREGATE is an aggregate" in out1
