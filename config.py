@@ -39,6 +39,9 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+DEFAULT_WORKER_PROCESSES_MAX = 4
+
+
 def _worker_processes(default: int) -> int:
     n = _int("WORKER_PROCESSES", default)
     if n < 0:
@@ -99,7 +102,8 @@ class Settings:
     share_policies: bool = True  # cases with equal policy snapshots share one object
     workflow_sandbox: bool = True  # README "Sizing a worker": what the sandbox costs, and why it stays on
     # `make run` only (embedded/workers.py): worker processes on this machine, the run's own and
-    # `python worker.py` children; 0 = one per core (README "Sizing a worker").
+    # `python worker.py` children; 0 = one per core, at most DEFAULT_WORKER_PROCESSES_MAX
+    # (README "Sizing a worker").
     worker_processes: int = 0
     notice_batch_size: int = 100  # outbox rows delivered per transaction by the notice sender
     archive_poll_seconds: int = 60  # history archiver in the worker; 0 turns it off
@@ -133,8 +137,9 @@ class Settings:
 
     @property
     def worker_process_count(self) -> int:
-        """WORKER_PROCESSES, with 0 read as one per core of this machine."""
-        return self.worker_processes or os.cpu_count() or 1
+        """WORKER_PROCESSES, with 0 read as one per core of this machine, at most 4: on one machine
+        the dev server and PostgreSQL need cores too, and each process has its own cache."""
+        return self.worker_processes or min(os.cpu_count() or 1, DEFAULT_WORKER_PROCESSES_MAX)
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -2,7 +2,7 @@
 
 One worker process runs its Python on one core at a time (the GIL). A burst of deadlines on cases
 the cache evicted is paced by the worker rebuilding them (bench/README.md, "The sandbox's cost
-per payload"), so `make run` starts one worker process per core by default: its own, plus
+per payload"), so `make run` starts one worker process per core by default (at most 4): its own, plus
 `WORKER_PROCESSES - 1` children running `python worker.py` on the same task queues, each with
 its own cache (how a deployment adds workers; deploy/README.md). The children:
 

@@ -33,3 +33,16 @@ def test_a_bad_sticky_queue_timeout_is_refused_by_name(monkeypatch: pytest.Monke
     monkeypatch.setenv("WORKER_STICKY_QUEUE_TIMEOUT_SECONDS", raw)
     with pytest.raises(ValueError, match="WORKER_STICKY_QUEUE_TIMEOUT_SECONDS"):
         Settings.from_env()
+
+
+def test_make_run_starts_one_worker_process_per_core_at_most_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKER_PROCESSES", raising=False)
+    for cores, expected in ((1, 1), (2, 2), (4, 4), (16, 4)):
+        monkeypatch.setattr("config.os.cpu_count", lambda cores=cores: cores)
+        assert Settings.from_env().worker_process_count == expected
+    monkeypatch.setenv("WORKER_PROCESSES", "6")
+    assert Settings.from_env().worker_process_count == 6
+    for bad in ("-1", "two"):
+        monkeypatch.setenv("WORKER_PROCESSES", bad)
+        with pytest.raises(ValueError, match="WORKER_PROCESSES"):
+            Settings.from_env()
