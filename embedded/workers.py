@@ -101,7 +101,16 @@ class WorkerChildren:
                 return
             delay = min(delay * 2, RESTART_MAX_SECONDS)
             self.restarts += 1
-            await self._spawn(i)
+            while not self._stopping:
+                try:
+                    await self._spawn(i)
+                    break
+                except OSError as e:  # e.g. out of processes: logged, tried again later
+                    log.error("worker_process_start_failed", worker=i, error=str(e), retry_in_seconds=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RESTART_MAX_SECONDS)
+            if self._stopping:
+                return
 
     async def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to every child (a worker then shuts down gracefully), SIGKILL after `timeout`."""
