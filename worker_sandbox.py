@@ -17,7 +17,7 @@ same SDK object for the same answer directly, from the thread that asked before,
 sandbox still runs every line of workflow code under its restrictions and only these two
 look-ups leave it. Where the SDK's private layout is not what this was written against (no
 `__temporal_in_sandbox` in the instance's globals), the SDK's own path is taken.
-tests/workflows/test_worker_sandbox.py replays stored histories with both runners and checks
+tests/replay/test_worker_sandbox.py replays stored histories with both runners and checks
 that every answer is the SDK's.
 """
 

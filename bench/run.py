@@ -208,7 +208,7 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             rounds = escalation_rounds or [""]
             res["escalation_rounds"] = []
             # The escalation runs on as many worker processes as `make run` starts on this machine
-            # (WORKER_PROCESSES, default one per core; embedded/workers.py) unless a round says
+            # (WORKER_PROCESSES, default one per core, at most 4; embedded/workers.py) unless a round says
             # BENCH_WORKER_PROCESSES; the other phases' figures are one process's.
             shipped = Settings.from_env().worker_process_count
             for i, spec in enumerate(rounds):
