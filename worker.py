@@ -50,8 +50,11 @@ WORKFLOWS = [CaseWorkflow, ProgrammeWorkflow, DispatchWorkflow, DispatchTickWork
 # instead of once per workflow run (3x throughput, 1/4 the memory measured here).
 PASSTHROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types", "workflows.contracts",
                "workflows.dispatch_contracts",
-               # issue 15: the case workflow's logic; only its small definition module is re-imported
-               "workflows.case_logic", "workflows.case_fanout", "workflows.case_clock", "workflows.activity_options")
+               # issue 15: the case workflow's logic
+               "workflows.case_logic", "workflows.case_fanout", "workflows.case_clock", "workflows.activity_options",
+               # issue 9: and its definition, so a rebuilt case gets no re-import of the module and no
+               # second @workflow.defn (half the CPU of a case woken after a few tasks; bench.sandbox)
+               "workflows.case_workflow")
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
