@@ -2,9 +2,10 @@
 
 This module is only the workflow's definition: its run method, Updates with their validators,
 signals and queries, each one line into `workflows/case_logic.py::CaseLogic`, where the case's
-behaviour is (waiting, deciding through `domain/`, performing). The SDK's sandbox re-imports
-this module for every new or rebuilt case; case_logic.py, like `domain/`, is passed through and
-imported once per process (issue 15: what a cached case costs in memory and in CPU to build).
+behaviour is (waiting, deciding through `domain/`, performing). This module, case_logic.py and
+`domain/` are passed through the SDK's sandbox and imported once per process (issues 15 and 9:
+a new or rebuilt case re-imports nothing), so `tests/test_architecture.py` and the replay suite,
+not the sandbox, keep I/O, clocks and randomness out of them.
 Every change that could alter a running case's history must go behind `workflow.patched`.
 """
 
