@@ -12,8 +12,10 @@ its own cache (how a deployment adds workers; deploy/README.md). The children:
   (worker_health.py), and here its supervisor is `make run`. The restart waits 1 s, doubling up
   to 60 s while a child keeps failing within a minute of its start; each exit is logged
   (`worker_process_exited`, with the exit code);
-- get `make run`'s environment without `METRICS_BIND` and `HEALTH_BIND`: the run's own worker
-  serves those ports, and a second process could not bind them.
+- get `make run`'s environment, with `METRICS_BIND` and `HEALTH_BIND` moved to the next ports:
+  worker i (the run's own is worker 1) serves them on the run's port + i - 1, so a supervisor or
+  a scraper sees every process (`make run` prints them). A bind that names no port is not
+  passed on: that child then serves none.
 """
 
 from __future__ import annotations
@@ -33,12 +35,20 @@ from embedded.procs import die_with_parent, stop_leftover, write_pid_file
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_COMMAND: tuple[str, ...] = (sys.executable, str(ROOT / "worker.py"))
-_NOT_INHERITED = ("METRICS_BIND", "HEALTH_BIND")
+_PER_CHILD = ("METRICS_BIND", "HEALTH_BIND")
 RESTART_FIRST_SECONDS = 1.0
 RESTART_MAX_SECONDS = 60.0
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long resets the restart delay
 
 log = structlog.get_logger("run.workers")
+
+
+def shifted_bind(bind: str, offset: int) -> str | None:
+    """`host:port` with the port moved by `offset` (None when `bind` has no usable port)."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) + offset < 65536:
+        return None
+    return f"{host}:{int(port) + offset}"
 
 
 class WorkerChildren:
@@ -52,7 +62,8 @@ class WorkerChildren:
         self.data_dir = data_dir
         self.command = list(command)
         base = dict(os.environ if env is None else env)
-        self.env = {k: v for k, v in base.items() if k not in _NOT_INHERITED}
+        self.env = {k: v for k, v in base.items() if k not in _PER_CHILD}
+        self._binds = {k: base[k] for k in _PER_CHILD if base.get(k)}
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.restarts = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -60,6 +71,20 @@ class WorkerChildren:
 
     def pid_file(self, i: int) -> Path:
         return self.data_dir / f"worker-{i}.pid"
+
+    def env_of(self, i: int) -> dict[str, str]:
+        """Worker i's environment: the run's, its binds moved by i - 1 ports."""
+        env = dict(self.env)
+        for k, bind in self._binds.items():
+            moved = shifted_bind(bind, i - 1)
+            if moved:
+                env[k] = moved
+        return env
+
+    def endpoints(self, i: int) -> dict[str, str]:
+        """What worker i serves: {"METRICS_BIND": "host:port", ...} (empty when nothing)."""
+        env = self.env_of(i)
+        return {k: env[k] for k in _PER_CHILD if k in env}
 
     @property
     def pids(self) -> list[int]:
@@ -76,12 +101,13 @@ class WorkerChildren:
 
     async def _spawn(self, i: int) -> None:
         proc = await asyncio.create_subprocess_exec(
-            *self.command, cwd=ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            *self.command, cwd=ROOT, env=self.env_of(i), stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=die_with_parent(),
         )
         self.procs[i] = proc
         write_pid_file(self.pid_file(i), proc.pid)
-        log.info("worker_process_started", worker=i, pid=proc.pid)
+        log.info("worker_process_started", worker=i, pid=proc.pid,
+                 **{k.lower(): v for k, v in self.endpoints(i).items()})
 
     async def _supervise(self, i: int) -> None:
         delay = RESTART_FIRST_SECONDS

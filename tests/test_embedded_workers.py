@@ -35,9 +35,11 @@ async def _until(cond, timeout: float = 10.0) -> None:
 
 
 async def test_a_child_that_exits_is_started_again_and_stop_ends_every_child(tmp_path: Path) -> None:
-    env = dict(os.environ, METRICS_BIND="127.0.0.1:1", HEALTH_BIND="127.0.0.1:2")
+    env = dict(os.environ, METRICS_BIND="127.0.0.1:9464", HEALTH_BIND="0.0.0.0:8081")
     children = WorkerChildren(2, tmp_path, command=SLEEPER, env=env)
-    assert "METRICS_BIND" not in children.env and "HEALTH_BIND" not in children.env
+    # Worker i (the run's own is 1) serves on the run's ports + i - 1.
+    assert children.endpoints(2) == {"METRICS_BIND": "127.0.0.1:9465", "HEALTH_BIND": "0.0.0.0:8082"}
+    assert children.env_of(3)["HEALTH_BIND"] == "0.0.0.0:8083"
     await children.start()
     try:
         first = children.pids
@@ -110,3 +112,12 @@ async def test_a_leftover_child_of_an_earlier_run_is_stopped_at_the_next_start(t
         assert children.pids and children.pids[0] != leftover.pid
     finally:
         await children.stop(timeout=5)
+
+
+def test_a_bind_with_no_usable_port_is_not_passed_to_a_child(tmp_path: Path) -> None:
+    from embedded.workers import shifted_bind
+
+    assert shifted_bind("[::1]:8081", 2) == "[::1]:8083"
+    assert shifted_bind("localhost", 1) is None and shifted_bind("h:65535", 1) is None
+    children = WorkerChildren(1, tmp_path, command=SLEEPER, env={"HEALTH_BIND": "nohost", "PATH": "/usr/bin"})
+    assert "HEALTH_BIND" not in children.env_of(2) and children.endpoints(2) == {}

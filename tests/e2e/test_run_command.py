@@ -50,11 +50,13 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
         CONSOLE_PORT=str(find_free_port()),
         PUBLIC_PORT=str(find_free_port()),
         WORKER_PROCESSES="2",  # its own worker and one child (the default: one per core)
+        HEALTH_BIND=f"127.0.0.1:{_two_free_ports()}",  # the child serves on the next port
     )
     first = _run_until_ready(env, tmp_path / "run1.log")
     try:
         _log_in_to_the_console(env["CONSOLE_PORT"], (tmp_path / "run1.log").read_text())
         _public_site_shows_the_sample_programme(env["PUBLIC_PORT"], (tmp_path / "run1.log").read_text())
+        _every_worker_process_serves_its_health(env["HEALTH_BIND"], (tmp_path / "run1.log").read_text())
     finally:
         assert _interrupt(first) == 0
     out1 = (tmp_path / "run1.log").read_text()
@@ -81,6 +83,43 @@ def test_run_command_files_the_samples_stops_cleanly_and_continues_with_the_same
     assert office_login in out2, "the demo users are kept, with the same logins"
     assert "FB-09: refused: case number FB-09 is already filed" in out2
     assert _processes_mentioning(str(tmp_path / "data")) == [], "no postgres or temporal process is left"
+
+
+def _two_free_ports() -> int:
+    """A port p with p + 1 free too (make run's worker and its child)."""
+    import socket
+
+    for _ in range(50):
+        p = find_free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise AssertionError("no two consecutive free ports")
+
+
+def _every_worker_process_serves_its_health(bind: str, out: str) -> None:
+    """HEALTH_BIND: the run's worker on its port, the child on the next; both printed, both healthy."""
+    import json
+    import urllib.request
+
+    host, port = bind.rsplit(":", 1)
+    binds = [f"{host}:{port}", f"{host}:{int(port) + 1}"]
+    for n, b in enumerate(binds, start=1):
+        assert f"worker {n}:      health {b}" in out, out[-2000:]
+    deadline = time.monotonic() + 60
+    for b in binds:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{b}/healthz", timeout=5) as r:
+                    body = json.loads(r.read())
+                    assert r.status == 200 and body["status"] == "ok", body
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"no /healthz on {b}"
+                time.sleep(0.5)
 
 
 def _log_in_to_the_console(port: str, out: str) -> None:
