@@ -364,6 +364,8 @@ def decide(state: CaseState, req: ActionRequest, now: datetime) -> Decision:
                 b.deadline_request = req_dl
         case Action.VERIFY_REFERRAL:
             esc.verify_referral(b, req)
+        case Action.RETURN_REFERRAL:
+            esc.return_referral(b, req)
         case Action.SPOT_CHECK:
             from domain.fanout import record_spot_check  # issue 13; fanout imports this module
 

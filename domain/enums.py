@@ -93,6 +93,7 @@ class Action(StrEnum):
     DISMISS_ESCALATION = "DISMISS_ESCALATION"  # 不予采取拟议措施
     DE_ESCALATE = "DE_ESCALATE"  # 降低督办措施
     VERIFY_REFERRAL = "VERIFY_REFERRAL"  # 整改办核实追责建议并移交
+    RETURN_REFERRAL = "RETURN_REFERRAL"  # 整改办退回追责建议稿 (path B draft back to the lead supervising unit)
     SPOT_CHECK = "SPOT_CHECK"  # 省级抽查结果 (a fanned-out item's sampled child, issue 13)
 
 
@@ -197,6 +198,7 @@ class ReferralPath(StrEnum):
 
 class ReferralStatus(StrEnum):
     DRAFT = "DRAFT"  # path B: drafted by the lead supervising unit, awaiting 整改办 verification
+    RETURNED = "RETURNED"  # path B: a draft the office sent back to the lead, with its reason (never referred)
     OPEN = "OPEN"  # 已移交
     ACCEPTED = "ACCEPTED"  # 已受理
     CONCLUDED = "CONCLUDED"  # 已办结
@@ -263,6 +265,7 @@ ACTION_LABELS_ZH: dict[Action, str] = {
     Action.DISMISS_ESCALATION: "不予采取拟议措施",
     Action.DE_ESCALATE: "降低督办措施",
     Action.VERIFY_REFERRAL: "核实追责建议并移交",
+    Action.RETURN_REFERRAL: "退回追责建议稿",
     Action.SPOT_CHECK: "录入省级抽查结果",
 }
 

@@ -364,7 +364,7 @@ def check_payload(state: CaseState, req: ActionRequest) -> None:
                     f"not by {req.actor.role.value}"
                 )
             _need_report(req)
-        case Action.VERIFY_REFERRAL:
+        case Action.VERIFY_REFERRAL | Action.RETURN_REFERRAL:
             ref = next((r for r in s.referrals if r.referral_id == req.referral_id), None)
             if ref is None:
                 raise MissingInputError(f"case {s.case_no} has no referral {req.referral_id}")
@@ -518,6 +518,20 @@ def verify_referral(b: _Builder, req: ActionRequest) -> None:
     b.record(
         Action.VERIFY_REFERRAL.value, req.actor, reason=req.reason, request_id=req.request_id,
         notify=REFERRAL_NOTIFY, referral_id=ref.referral_id, path=ref.path, status=ref.status,
+        report_ref=ref.report_ref,
+    )
+
+
+def return_referral(b: _Builder, req: ActionRequest) -> None:
+    """RETURN_REFERRAL: the office sends a path-B draft back to the lead supervising unit with its
+    reason (not verified: 000:431 guards against 简单化问责). The draft is kept, RETURNED, and never
+    referred; the lead may draft again, which is a new referral with its own id."""
+    s = b.state
+    ref = next(r for r in s.referrals if r.referral_id == req.referral_id)
+    ref.status = ReferralStatus.RETURNED
+    b.record(
+        Action.RETURN_REFERRAL.value, req.actor, reason=req.reason, request_id=req.request_id,
+        notify=(Role.LEAD_SUPERVISOR,), referral_id=ref.referral_id, path=ref.path, status=ref.status,
         report_ref=ref.report_ref,
     )
 

@@ -337,6 +337,16 @@ RULES: tuple[Rule, ...] = (
         requires=("draft_referral",),
     ),
     Rule(
+        Action.RETURN_REFERRAL,
+        NOT_ARCHIVED,
+        _OFFICE,
+        None,
+        needs=("referral_id", "reason"),
+        notify=(Role.LEAD_SUPERVISOR,),
+        requires=("draft_referral",),
+        to_note="the draft is not referred; the lead may draft again (REFER_ACCOUNTABILITY, path B)",
+    ),
+    Rule(
         Action.ACCEPT_REFERRAL,
         NOT_ARCHIVED,
         _DISC,

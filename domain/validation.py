@@ -96,7 +96,8 @@ def _check_payload(state: CaseState, req: ActionRequest, now: datetime) -> None:
             if state.deadline_source is None:
                 raise InvalidTransitionError("the current deadline has no recorded rule to recompute")
         case (Action.APPLY_RUNG | Action.PROPOSE_RUNG | Action.CONFIRM_ESCALATION | Action.DISMISS_ESCALATION
-              | Action.DE_ESCALATE | Action.REFER_ACCOUNTABILITY | Action.VERIFY_REFERRAL):
+              | Action.DE_ESCALATE | Action.REFER_ACCOUNTABILITY | Action.VERIFY_REFERRAL
+              | Action.RETURN_REFERRAL):
             esc.check_payload(state, req)
         case Action.SPOT_CHECK:
             levels.check_spot_check(state, req.child_case_no, req.criteria.all_met() if req.criteria else None)

@@ -186,6 +186,7 @@ PAYLOAD: dict[Action, dict[str, Any]] = {
     Action.DISMISS_ESCALATION: {"proposal_id": "P1", "reason": "已有整改进展"},
     Action.DE_ESCALATE: {"reason": "整改取得实质进展"},
     Action.VERIFY_REFERRAL: {"referral_id": None, "reason": "核实属实"},
+    Action.RETURN_REFERRAL: {"referral_id": None, "reason": "证据不足,请补充核查材料"},
     Action.CONCLUDE_REFERRAL: {"reason": "已给予处分"},
     Action.REOPEN: {"lookback_finding": LookbackFinding.REBOUND, "reason": "问题反弹"},
     Action.HELP_VISIT: {"reason": "现场帮扶"},

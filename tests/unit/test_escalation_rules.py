@@ -356,6 +356,36 @@ def test_path_b_is_drafted_by_the_lead_and_verified_by_the_office():
     assert s.referrals[0].status is ReferralStatus.OPEN and s.referrals[0].referred_by == OFFICE.user_id
 
 
+def test_the_office_returns_a_path_b_draft_to_the_lead_who_may_draft_again():
+    """RETURN_REFERRAL: not verified, never referred, the lead told why; a new draft is a new referral."""
+    s = _rectifying()
+    s = act(s, Action.REFER_ACCOUNTABILITY, LEAD, NOW, referral_path=ReferralPath.FAKE_RECTIFICATION,
+            reason="虚假整改", report_ref=REPORT)
+    first = s.referrals[0].referral_id
+    for actor in (LEAD, SUPERVISION):
+        with pytest.raises(NotAuthorizedError):
+            decide(s, request(Action.RETURN_REFERRAL, actor, referral_id=first, reason="证据不足"), NOW)
+    with pytest.raises(MissingInputError, match="reason"):
+        decide(s, request(Action.RETURN_REFERRAL, OFFICE, referral_id=first, reason=""), NOW)
+    d = decide(s, request(Action.RETURN_REFERRAL, OFFICE, referral_id=first, reason="证据不足,请补充核查材料"), NOW)
+    entry = d.entries[-1]
+    assert entry.event == "RETURN_REFERRAL" and entry.data["status"] == ReferralStatus.RETURNED
+    assert {n.recipient_role for n in d.notices} == {Role.LEAD_SUPERVISOR}
+    s = d.state
+    assert s.referrals[0].status is ReferralStatus.RETURNED and s.referrals[0].referred_by == ""
+    # A returned draft can be neither verified nor returned again.
+    for again in (Action.VERIFY_REFERRAL, Action.RETURN_REFERRAL):
+        with pytest.raises(InvalidTransitionError):
+            decide(s, request(again, OFFICE, referral_id=first, reason="x"), NOW)
+    s = act(s, Action.REFER_ACCOUNTABILITY, LEAD, NOW, referral_path=ReferralPath.FAKE_RECTIFICATION,
+            reason="补充核查后再次提出", report_ref=REPORT + "-2")
+    second = s.referrals[1].referral_id
+    assert second != first and s.referrals[1].status is ReferralStatus.DRAFT
+    s = act(s, Action.VERIFY_REFERRAL, OFFICE, NOW, referral_id=second, reason="核实属实")
+    assert [r.status for r in s.referrals] == [ReferralStatus.RETURNED, ReferralStatus.OPEN]
+    assert s.stage is Stage.RECTIFYING
+
+
 def test_path_c_records_the_inspection_teams_dossier_and_the_legacy_path_is_refused():
     s = _rectifying()
     with pytest.raises(NotAuthorizedError, match="INSPECTION_DOSSIER"):

@@ -129,6 +129,7 @@ SCENARIOS: dict[Action, Scenario] = {
     Action.DISMISS_ESCALATION: Scenario(Stage.RECTIFYING, OFFICE, setup=_propose),
     Action.DE_ESCALATE: Scenario(Stage.RECTIFYING, OFFICE, setup=_warn),
     Action.VERIFY_REFERRAL: Scenario(Stage.RECTIFYING, OFFICE, setup=_draft_referral),
+    Action.RETURN_REFERRAL: Scenario(Stage.RECTIFYING, OFFICE, setup=_draft_referral),
     Action.HELP_VISIT: Scenario(Stage.RECTIFYING, ASSIST),
     Action.RECALCULATE_DEADLINE: Scenario(Stage.RECTIFYING, OFFICE),
     Action.SPOT_CHECK: Scenario(Stage.VERIFICATION, OFFICE, setup=_spot_check_sampled),
@@ -141,7 +142,8 @@ def _arrange(action: Action) -> tuple[CaseState, datetime, Scenario, dict[str, A
     if sc.setup is not None:
         state = sc.setup(state, now)
     fields = {**payload(action), **sc.fields}
-    if action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL, Action.VERIFY_REFERRAL):
+    if action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL, Action.VERIFY_REFERRAL,
+                  Action.RETURN_REFERRAL):
         fields["referral_id"] = state.referrals[0].referral_id
     return state, now, sc, fields
 
@@ -230,7 +232,8 @@ def test_each_action_is_refused_in_a_stage_it_is_not_allowed_in(rule: Rule, stag
     fields = payload(rule.action)
     if rule.action is Action.APPLY_RUNG:
         fields.update(rung=Rung.NOTICE_LETTER, reason="x")
-    if rule.action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL, Action.VERIFY_REFERRAL):
+    if rule.action in (Action.ACCEPT_REFERRAL, Action.CONCLUDE_REFERRAL, Action.VERIFY_REFERRAL,
+                  Action.RETURN_REFERRAL):
         fields["referral_id"] = "none"
     actor = AUTHORISED[sorted(rule.roles)[0]]
     before = state.model_dump()
