@@ -303,7 +303,7 @@ async def main() -> int:
             f"  workers:       {1 + children.count} process(es): this one (pid {os.getpid()})"
             + "".join(f", {pid}" for pid in children.pids) + " (WORKER_PROCESSES)\n"
             + _endpoint_lines(settings, children)
-            f"  worker RSS:    {_rss_mib():.0f} MiB"
+            + f"  worker RSS:    {_rss_mib():.0f} MiB"
             + (f", dev server RSS {_rss_mib(dev.pid):.0f} MiB" if dev and dev.pid else "")
             + "\nPress Ctrl-C to stop.",
             flush=True,
