@@ -53,10 +53,14 @@ async def sdk_metrics(bind: str) -> dict[str, float]:
 SERVER_METRICS_FLUSH_SECONDS = 2.0
 _PROM_LINE = re.compile(r'^([a-z_]+?)(_sum|_count)?(?:\{([^}]*)\})? ([0-9.eE+-]+|NaN)$')
 # The dev server's families that say where its time goes: persistence calls (SQLite) and their
-# latency per operation, the history cache, matching's forwarding, history task queues.
+# latency per operation, the history cache, matching's forwarding, history task queues; and per
+# RPC (service_*: e.g. RecordWorkflowTaskStarted, PollWorkflowTaskQueue) with matching's sync and
+# async (backlog) matches, to locate a wait that is not the shard's.
 _SERVER_KEPT = ("persistence_requests", "persistence_latency", "visibility_persistence_requests",
                 "visibility_persistence_latency", "cache_requests", "cache_miss", "forwarded",
-                "task_latency_queue", "task_latency_processing", "lock_latency", "semaphore_latency")
+                "task_latency_queue", "task_latency_processing", "lock_latency", "semaphore_latency",
+                "service_requests", "service_latency", "syncmatch_latency", "asyncmatch_latency",
+                "poll_success", "poll_success_sync", "poll_timeouts")
 
 
 async def server_metrics(port: int | None) -> dict[str, float] | None:
