@@ -34,6 +34,8 @@ from domain.calendar import WorkingCalendar, count_days, local_date
 from domain.enums import (
     ACTION_LABELS_ZH,
     KIND_LABELS_ZH,
+    REFERRED_JSONPATH,
+    REFERRED_STATUSES,
     ROLE_LABELS_ZH,
     RUNG_LABELS_ZH,
     CaseKind,
@@ -73,7 +75,7 @@ OFFICE_STAGES = stages_waiting_on(Role.RECTIFICATION_OFFICE)
 LIST_COLUMNS = """case_no, kind, title, stage, stage_entered_at, responsible_units, lead_supervising_units,
     assisting_units, inspection_round, programme_id, due_date, due_at, escalation_level, escalation_max_level, suspended,
     open_referrals, filed_at, closed_at, last_seq, cycle,
-    jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals,
+    jsonb_path_exists(detail, '""" + REFERRED_JSONPATH + """') AS has_referrals,
     """ + fv.FANOUT_COLUMNS
 
 # Filters that read a part of the case: refused to a reader not granted that part on every case it sees.
@@ -173,7 +175,8 @@ class ReadModel:
         if reader.unit and Scope.ASSIST in scopes:
             conds.append(f"{arg(reader.unit)} = ANY(assisting_units)")
         if Scope.REFERRED in scopes:
-            conds.append("jsonb_path_exists(detail, '$.referrals[*] ? (@.status != \"DRAFT\")')")  # a path-B draft is not yet referred
+            # a path-B draft is not yet referred, a returned one never was
+            conds.append(f"jsonb_path_exists(detail, '{REFERRED_JSONPATH}')")
         if Scope.POSTING in scopes:
             conds.append(f"stage = {arg(Stage.PUBLIC_POSTING.value)}")
         if reader.unit and Scope.CHILD_RESPONSIBLE in scopes:
@@ -239,7 +242,7 @@ class ReadModel:
             detail = json.loads(detail)
         has_ref = r.get("has_referrals")
         if has_ref is None:
-            has_ref = any(r.get("status") != "DRAFT" for r in (detail or {}).get("referrals") or [])
+            has_ref = any(ref.get("status") in REFERRED_STATUSES for ref in (detail or {}).get("referrals") or [])
         return CaseFacts(
             stage=str(r.get("stage") or ""),
             responsible_units=tuple(r.get("responsible_units") or ()),

@@ -204,6 +204,13 @@ class ReferralStatus(StrEnum):
     CONCLUDED = "CONCLUDED"  # 已办结
 
 
+# A referral the discipline commission has received (a DRAFT is not yet referred, a RETURNED draft
+# never was): what makes a case visible to the commission (domain/visibility.py Scope.REFERRED).
+REFERRED_STATUSES = frozenset({ReferralStatus.OPEN, ReferralStatus.ACCEPTED, ReferralStatus.CONCLUDED})
+# The same test in PostgreSQL over case_projection.detail (admin/readmodel.py).
+REFERRED_JSONPATH = '$.referrals[*] ? (@.status == "OPEN" || @.status == "ACCEPTED" || @.status == "CONCLUDED")'
+
+
 class LookbackFinding(StrEnum):
     """What a look-back (回头看) found on a closed case."""
 

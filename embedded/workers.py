@@ -44,10 +44,13 @@ log = structlog.get_logger("run.workers")
 
 
 def shifted_bind(bind: str, offset: int) -> str | None:
-    """`host:port` with the port moved by `offset` (None when `bind` has no usable port)."""
+    """`host:port` with the port moved by `offset` (None when `bind` has no usable port; port 0,
+    any free port, is kept: each process then gets its own)."""
     host, sep, port = bind.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) + offset < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) + offset < 65536:
         return None
+    if int(port) == 0:
+        return bind
     return f"{host}:{int(port) + offset}"
 
 

@@ -119,5 +119,6 @@ def test_a_bind_with_no_usable_port_is_not_passed_to_a_child(tmp_path: Path) -> 
 
     assert shifted_bind("[::1]:8081", 2) == "[::1]:8083"
     assert shifted_bind("localhost", 1) is None and shifted_bind("h:65535", 1) is None
+    assert shifted_bind("127.0.0.1:0", 3) == "127.0.0.1:0"  # any free port, each its own
     children = WorkerChildren(1, tmp_path, command=SLEEPER, env={"HEALTH_BIND": "nohost", "PATH": "/usr/bin"})
     assert "HEALTH_BIND" not in children.env_of(2) and children.endpoints(2) == {}

@@ -31,6 +31,7 @@ from admin.users import get_user
 from admin.web.app import create_app
 from config import Settings
 from domain.dispatch import dispatch_access
+from domain.enums import REFERRED_JSONPATH
 from domain.programme_scope import ProgrammeRead, programme_read
 from domain.visibility import CaseFacts, HomeUnits, Part, Reader, View, may_view, parts_for
 from tests.admin.conftest import Console, act_via_api, file_via_api, wait_projection
@@ -134,7 +135,7 @@ async def visibility(c: Console, reader: Reader) -> dict[str, frozenset[Part]]:
     """Every case in the database with the parts this reader sees of it (empty: unseen)."""
     rows = await c.pool.fetch(
         """SELECT case_no, stage, responsible_units, lead_supervising_units, assisting_units,
-                  jsonb_path_exists(detail, '$.referrals[*] ? (@.status != "DRAFT")') AS has_referrals,
+                  jsonb_path_exists(detail, '""" + REFERRED_JSONPATH + """') AS has_referrals,
                   ARRAY(SELECT jsonb_array_elements_text(jsonb_path_query_array(
                       detail, '$.fanout.children[*].units[*]'))) AS child_units
            FROM case_projection""")
