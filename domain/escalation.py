@@ -47,6 +47,7 @@ from domain.enums import (
     rung_level,
 )
 from domain.errors import InvalidTransitionError, MissingInputError, NotAuthorizedError
+from domain.lifecycle import rule_for
 from domain.model import (
     SYSTEM_ACTOR,
     ActionRequest,
@@ -531,8 +532,8 @@ def return_referral(b: _Builder, req: ActionRequest) -> None:
     ref.status = ReferralStatus.RETURNED
     b.record(
         Action.RETURN_REFERRAL.value, req.actor, reason=req.reason, request_id=req.request_id,
-        notify=(Role.LEAD_SUPERVISOR,), referral_id=ref.referral_id, path=ref.path, status=ref.status,
-        report_ref=ref.report_ref,
+        notify=rule_for(Action.RETURN_REFERRAL).notify, referral_id=ref.referral_id, path=ref.path,
+        status=ref.status, report_ref=ref.report_ref,
     )
 
 

@@ -35,12 +35,9 @@ from workflows.contracts import SEARCH_ATTRIBUTES
 DEFAULT_SAMPLES = ROOT.parent / "shared" / "domain" / "sample_cases.json"
 
 
-def _endpoint_lines(settings: Settings, children: WorkerChildren) -> str:
+def _endpoint_lines(children: WorkerChildren) -> str:
     """Where each worker process serves /healthz and /metrics (HEALTH_BIND, METRICS_BIND)."""
-    own = {k: v for k, v in (("HEALTH_BIND", settings.health_bind), ("METRICS_BIND", settings.metrics_bind)) if v}
-    if not own:
-        return ""
-    rows = [own] + [children.endpoints(i) for i in range(2, children.count + 2)]
+    rows = [children.endpoints(i) for i in range(1, children.count + 2)]  # 1: this process, from the same env
     return "".join(
         f"  worker {n}:      " + ", ".join(f"{'health' if k == 'HEALTH_BIND' else 'metrics'} {v}"
                                          for k, v in sorted(ep.items())) + "\n"
@@ -302,7 +299,7 @@ async def main() -> int:
             f"  data:          {data_dir}\n"
             f"  workers:       {1 + children.count} process(es): this one (pid {os.getpid()})"
             + "".join(f", {pid}" for pid in children.pids) + " (WORKER_PROCESSES)\n"
-            + _endpoint_lines(settings, children)
+            + _endpoint_lines(children)
             + f"  worker RSS:    {_rss_mib():.0f} MiB"
             + (f", dev server RSS {_rss_mib(dev.pid):.0f} MiB" if dev and dev.pid else "")
             + "\nPress Ctrl-C to stop.",

@@ -85,7 +85,8 @@ class WorkerChildren:
         return env
 
     def endpoints(self, i: int) -> dict[str, str]:
-        """What worker i serves: {"METRICS_BIND": "host:port", ...} (empty when nothing)."""
+        """What worker i serves: {"METRICS_BIND": "host:port", ...} (empty when nothing); worker 1
+        is the run's own process, which reads the same environment."""
         env = self.env_of(i)
         return {k: env[k] for k in _PER_CHILD if k in env}
 
