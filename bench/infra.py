@@ -172,7 +172,7 @@ class BenchEnv:
     data_dir: Path | None = None
     max_cached_workflows: int | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
-    baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough"
+    baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough", "partitions"
     devserver_args: list[str] = field(default_factory=list)  # bench.run --devserver-args
     # The dev server's own Prometheus endpoint (persistence calls per operation:
     # bench/promscrape.py); chosen at start unless --devserver-args names one.
@@ -211,6 +211,8 @@ class BenchEnv:
             headless=True,
             search_attributes=SEARCH_ATTRIBUTES,
             extra_args=[*TIME_SKIPPING_FLAG, *metrics_args, *self.devserver_args],
+            # "partitions": the server's own default of 4 partitions per task queue
+            dynamic_config={} if "partitions" in self.baseline else None,
         )
         await self.dev.start()
         conn = await asyncpg.connect(self.database_url)

@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=None, help="py-spy the worker this many seconds (0: off)")
     ap.add_argument("--baseline", default="", help="levers to switch OFF for a before/after comparison: "
                     "no-wal (dev server SQLite in its default journal mode), no-passthrough (sandbox without "
-                    "our passthrough list)")
+                    "our passthrough list), partitions (the server's 4 partitions per task queue instead of 1)")
     ap.add_argument("--show", type=Path, default=None, help="print the table of a results JSON and exit")
     ap.add_argument("--cache-values", default="", help="max_cached_workflows values to compare, e.g. 2000,10000")
     ap.add_argument("--escalation-rounds", default="",
@@ -473,8 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("WARNING")  # the in-process activity calls (ledger figure) log nothing per row
     cache_values = [int(v) for v in args.cache_values.split(",") if v.strip()] or None
     baseline = frozenset(b.strip() for b in args.baseline.split(",") if b.strip())
-    if baseline - {"no-wal", "no-passthrough"}:
-        ap.error(f"unknown --baseline {sorted(baseline)}; use no-wal and/or no-passthrough")
+    if baseline - {"no-wal", "no-passthrough", "partitions"}:
+        ap.error(f"unknown --baseline {sorted(baseline)}; use no-wal, no-passthrough and/or partitions")
     rounds = args.escalation_rounds.split(";") if args.escalation_rounds else None
     try:
         for spec in rounds or []:

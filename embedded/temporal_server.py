@@ -43,7 +43,7 @@ from embedded.procs import die_with_parent, stop_leftover, write_pid_file
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-__all__ = ["SEARCH_ATTRIBUTE_TYPES", "DevServer", "DevServerError"]
+__all__ = ["DEFAULT_DYNAMIC_CONFIG", "SEARCH_ATTRIBUTE_TYPES", "DevServer", "DevServerError"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,19 @@ SEARCH_ATTRIBUTE_TYPES = frozenset(_INDEXED_VALUE_TYPES)
 _LOG_TAIL_BYTES = 4000
 _RPC_TIMEOUT = timedelta(seconds=5)
 
+# Dynamic config the embedded server starts with unless `extra_args` names the key itself.
+# One partition per task queue: partitions spread a queue over matching hosts, and the dev server
+# is one process. With the server's default of 4, a task added to a partition that has no poller
+# waiting is forwarded to the root partition one at a time, at most 10 per second
+# (`matching.forwarderMaxRatePerSecond`), while the workers' few normal-queue pollers (the SDK
+# gives the shared queue 1 poller in 5) wait on other partitions; a burst of woken cases then
+# starts at 20-32 per second on this machine whatever the worker does (bench/README.md, "One
+# task-queue partition").
+DEFAULT_DYNAMIC_CONFIG: dict[str, str] = {
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
 
 class DevServerError(RuntimeError):
     """The Temporal dev server failed to start or stop."""
@@ -75,6 +88,8 @@ class DevServer:
     ``db_file=None`` keeps everything in memory. The log goes to ``<db_file>.log`` (a temp file
     when in memory, deleted on stop) unless ``log_file`` is given; it is appended to across
     restarts. ``headless=True`` disables the Web UI (``ui_port`` is then unused).
+    ``dynamic_config`` (default :data:`DEFAULT_DYNAMIC_CONFIG`) is passed as
+    ``--dynamic-config-value key=value``; a key that ``extra_args`` also sets is left to it.
     """
 
     def __init__(
@@ -86,6 +101,7 @@ class DevServer:
         search_attributes: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         *,
+        dynamic_config: Mapping[str, str] | None = None,
         headless: bool = False,
         log_file: Path | None = None,
         log_level: str = "warn",
@@ -99,6 +115,7 @@ class DevServer:
         self.namespace = namespace
         self.search_attributes: dict[str, str] = dict(search_attributes or {})
         self.extra_args: list[str] = list(extra_args)
+        self.dynamic_config: dict[str, str] = dict(DEFAULT_DYNAMIC_CONFIG if dynamic_config is None else dynamic_config)
         self.headless = headless
         self.log_level = log_level
         self.start_timeout = start_timeout
@@ -161,6 +178,10 @@ class DevServer:
             cmd += ["--namespace", self.namespace]
         for name, sa_type in self.search_attributes.items():
             cmd += ["--search-attribute", f"{name}={sa_type}"]
+        given = {a.removeprefix("--dynamic-config-value=").split("=", 1)[0] for a in self.extra_args}
+        for key, value in self.dynamic_config.items():
+            if key not in given:
+                cmd += ["--dynamic-config-value", f"{key}={value}"]
         cmd += ["--log-level", self.log_level, *self.extra_args]
         return cmd
 

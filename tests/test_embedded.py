@@ -156,3 +156,26 @@ async def test_dev_server_restarts_on_existing_sqlite_file(tmp_path: Path) -> No
     with pytest.raises(DevServerError, match="CaseStage is Keyword, wanted Int"):
         await conflicting.start()
     assert not conflicting.running
+
+
+def _dynamic_config(cmd: list[str]) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == "--dynamic-config-value"]
+
+
+def test_dev_server_runs_one_partition_per_task_queue_unless_told_otherwise(tmp_path: Path) -> None:
+    default = DevServer(tmp_path / "t.db", executable="temporal").command()
+    assert _dynamic_config(default) == [
+        "matching.numTaskqueueReadPartitions=1",
+        "matching.numTaskqueueWritePartitions=1",
+    ]
+    # a key the caller sets itself is left to the caller; the other default stays
+    given = DevServer(
+        tmp_path / "t.db", executable="temporal",
+        extra_args=["--dynamic-config-value", "matching.numTaskqueueReadPartitions=4"],
+    ).command()
+    assert _dynamic_config(given) == [
+        "matching.numTaskqueueWritePartitions=1",
+        "matching.numTaskqueueReadPartitions=4",
+    ]
+    # the server's own defaults (the bench's "partitions" baseline)
+    assert _dynamic_config(DevServer(tmp_path / "t.db", executable="temporal", dynamic_config={}).command()) == []
