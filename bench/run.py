@@ -145,6 +145,8 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             "commit": _git_commit(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "loadavg_start": loadavg(), "worker_max_cached_workflows": Settings().max_cached_workflows,
             "config": cfg, "baseline": sorted(baseline),
+            # worker settings the bench inherited from its environment (every round's workers get them)
+            "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("WORKER_")},
         }
     }
     env = BenchEnv(baseline=baseline, devserver_args=list(devserver_args or []))

@@ -62,12 +62,10 @@ _RPC_TIMEOUT = timedelta(seconds=5)
 
 # Dynamic config the embedded server starts with unless `extra_args` names the key itself.
 # One partition per task queue: partitions spread a queue over matching hosts, and the dev server
-# is one process. With the server's default of 4, a task added to a partition that has no poller
-# waiting is forwarded to the root partition one at a time, at most 10 per second
-# (`matching.forwarderMaxRatePerSecond`), while the workers' few normal-queue pollers (the SDK
-# gives the shared queue 1 poller in 5) wait on other partitions; a burst of woken cases then
-# starts at 20-32 per second on this machine whatever the worker does (bench/README.md, "One
-# task-queue partition").
+# is one process. With the server's default of 4, tasks and polls that meet no partner in their
+# partition are forwarded towards the root partition one at a time; a burst of 1,000 woken cases
+# then started at 20-32 per second on this machine whatever the workers did, and at 41-53 with one
+# partition (bench/README.md, "One task-queue partition").
 DEFAULT_DYNAMIC_CONFIG: dict[str, str] = {
     "matching.numTaskqueueReadPartitions": "1",
     "matching.numTaskqueueWritePartitions": "1",

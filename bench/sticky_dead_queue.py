@@ -1,0 +1,106 @@
+"""Does a woken workflow's task wait on the sticky queue of a worker that has stopped?
+
+    python -m bench.sticky_dead_queue [--gap SECONDS] [--timer SECONDS]
+
+Starts an in-memory dev server, a worker process A that runs a one-timer workflow's first task
+(so the server records A's sticky queue), stops A with SIGTERM, starts worker process B `--gap`
+seconds later, and prints the workflow's history when the timer has fired: on which queue the
+woken task was scheduled, who started it, how long after the timer, and whether it timed out on
+the sticky queue first. Matching refuses a sticky queue whose poller it has not seen for 10 s
+(`stickyWorkerAvailable`), so with the timer more than 10 s after A stopped the task should start
+on B at once (bench/README.md, "One task-queue partition").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+from temporalio import workflow
+
+
+@workflow.defn(sandboxed=False)
+class OneTimer:
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        await workflow.sleep(seconds)
+        return "fired"
+
+
+async def _serve(address: str, task_queue: str) -> None:
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    client = await Client.connect(address)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with Worker(client, task_queue=task_queue, workflows=[OneTimer], max_cached_workflows=10):
+        await stop.wait()
+
+
+def _worker(address: str, task_queue: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bench.sticky_dead_queue", "--serve", address, task_queue])
+
+
+async def _check(gap: float, timer: float) -> None:
+    from temporalio.client import Client
+
+    from embedded import DevServer, find_free_port
+
+    async with DevServer(None, port=find_free_port(), headless=True) as srv:
+        client = await Client.connect(srv.address)
+        task_queue = "sticky-check-" + uuid.uuid4().hex[:8]
+        a = _worker(srv.address, task_queue)
+        b = None
+        try:
+            handle = await client.start_workflow(OneTimer.run, timer, id=task_queue, task_queue=task_queue)
+            while not any(e.HasField("workflow_task_completed_event_attributes")
+                          for e in (await handle.fetch_history()).events):
+                await asyncio.sleep(0.2)
+            a.send_signal(signal.SIGTERM)
+            a.wait(30)
+            await asyncio.sleep(gap)
+            b = _worker(srv.address, task_queue)
+            print("result:", await handle.result())
+        finally:
+            for p in (a, b):
+                if p is not None and p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    p.wait(30)
+        events = (await handle.fetch_history()).events
+        t0 = events[0].event_time.ToDatetime()
+        print(f"worker A pid {a.pid}, worker B pid {b.pid}")
+        for e in events:
+            kind = e.WhichOneof("attributes").removesuffix("_event_attributes")
+            extra = ""
+            if kind == "workflow_task_scheduled":
+                q = e.workflow_task_scheduled_event_attributes.task_queue
+                extra = f"queue {q.name} ({'sticky' if q.kind == 2 else 'normal'})"
+            elif kind == "workflow_task_started":
+                extra = f"by {e.workflow_task_started_event_attributes.identity}"
+            elif kind == "workflow_task_timed_out":
+                extra = f"timeout type {e.workflow_task_timed_out_event_attributes.timeout_type}"
+            print(f"{(e.event_time.ToDatetime() - t0).total_seconds():8.3f} s  {e.event_id:3d} {kind} {extra}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--gap", type=float, default=5.0, help="seconds between stopping A and starting B")
+    ap.add_argument("--timer", type=float, default=25.0, help="the workflow's timer, seconds")
+    ap.add_argument("--serve", nargs=2, metavar=("ADDRESS", "TASK_QUEUE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(_serve(*args.serve))
+    else:
+        asyncio.run(_check(args.gap, args.timer))
+    sys.stdout.flush()
+    os._exit(0)  # sdk-python#300: leave without the interpreter's teardown
+
+
+if __name__ == "__main__":
+    main()
