@@ -64,7 +64,7 @@ _RPC_TIMEOUT = timedelta(seconds=5)
 # One partition per task queue: partitions spread a queue over matching hosts, and the dev server
 # is one process. With the server's default of 4, tasks and polls that meet no partner in their
 # partition are forwarded towards the root partition one at a time; a burst of 1,000 woken cases
-# then started at 20-32 per second on this machine whatever the workers did, and at 41-53 with one
+# then started at 20-32 per second on this machine whatever the workers did, and at 38-53 with one
 # partition (bench/README.md, "One task-queue partition").
 DEFAULT_DYNAMIC_CONFIG: dict[str, str] = {
     "matching.numTaskqueueReadPartitions": "1",
