@@ -182,13 +182,26 @@ def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
     wrote the ledger itself (a `record_clock_events` local-activity marker, issue 9), with no
     activity to wait for."""
     it = iter(events)
-    fired = next((e for e in it if e.event_type == _E.EVENT_TYPE_TIMER_FIRED and _t(e) >= due_at - 1.0), None)
+    last_started = None  # the last workflow task that ran before the burst: who ran it, and when
+    fired = None
+    for e in it:
+        if e.event_type == _E.EVENT_TYPE_TIMER_FIRED and _t(e) >= due_at - 1.0:
+            fired = e
+            break
+        if e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            last_started = e
     if fired is None:
         return None
     out: dict[str, Any] = {"timer": _t(fired) - due_at, "wft_attempts": 0, "wft_timeouts": 0}
+    if last_started is not None:
+        out["ran_before_by"] = last_started.workflow_task_started_event_attributes.identity
+        out["ran_before_seconds"] = due_at - _t(last_started)
     sched = started = None
     for e in it:
         if e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            if sched is None:  # where the woken task went first (the sticky queue's name starts with its worker's identity)
+                q = e.workflow_task_scheduled_event_attributes.task_queue
+                out["first_queue"] = q.name if q.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY else "(shared)"
             sched = sched or e  # the queue wait counts from the first scheduling (a sticky one may time out)
             out["sticky"] = e.workflow_task_scheduled_event_attributes.task_queue.kind == \
                 TaskQueueKind.TASK_QUEUE_KIND_STICKY
@@ -238,6 +251,14 @@ async def phases(handles: list, due_at: float) -> dict[str, Any]:
             out[name] = dist(vals)
     # Throughput and concurrency (Little's law): over the span in which the K first workflow
     # tasks started, how many started per second and how many ran at once on average.
+    # Which workers last ran the woken cases, how long before the burst, and where their woken
+    # tasks went first: a sticky queue of a worker that has stopped is refused at once
+    # (bench.sticky_dead_queue); one of a live worker holds the task up to its time-out.
+    out["ran_before_by"] = dict(Counter(r["ran_before_by"] for r in rows if "ran_before_by" in r).most_common(8))
+    before = [r["ran_before_seconds"] for r in rows if "ran_before_seconds" in r]
+    if before:
+        out["ran_before_seconds"] = dist(before)
+    out["first_queue"] = dict(Counter(r.get("first_queue", "?").rsplit("-", 1)[0] for r in rows).most_common(8))
     starts = sorted(r["wft_started_at"] for r in rows if "wft_started_at" in r)
     if len(starts) > 1 and starts[-1] > starts[0]:
         span = starts[-1] - starts[0]

@@ -229,6 +229,8 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
                 esc = await _escalation_round(env, cfg, oc.take(k), profile_seconds, out_dir / (
                     f"profile-{scale_name}-escalation{f'-{i + 1}' if i else ''}.txt"))
                 esc["worker_env"] = spec
+                # the round's worker processes (a worker's identity, and its sticky queue's name, start with its pid)
+                esc["worker_pids"] = [w.pid for w in [env.worker, *env.more_workers] if w is not None]
                 res["escalation_rounds"].append(esc)
             if res["escalation_rounds"]:
                 res["escalation"] = res["escalation_rounds"][0]

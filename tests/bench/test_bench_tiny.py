@@ -82,6 +82,14 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
         # activity), with no scheduled activity to wait for.
         assert r["phases"]["clock_in_task"] == cfg["k"] and "activity_run" not in r["phases"], r["phases"]
         assert r["floor"]["phases"]["clock_in_task"] == 0
+        # Who last ran each woken case before the burst, and where its woken task went first: the
+        # cases were filed by the ramp's worker; the second round runs on fresh processes.
+        ran_by, first_queue = r["phases"]["ran_before_by"], r["phases"]["first_queue"]
+        assert sum(ran_by.values()) == cfg["k"] and sum(first_queue.values()) == cfg["k"], r["phases"]
+        assert r["phases"]["ran_before_seconds"]["p50"] > 0
+        assert len(r["worker_pids"]) == r["worker_processes"]
+        if r is second:  # nothing of the second round's own processes ran these cases before it
+            assert not {f":{pid}" for pid in r["worker_pids"]} & {k[k.rfind(":"):] for k in ran_by}, ran_by
         # The dev server's own count of its persistence work over each burst.
         # Each woken workflow's timer firing alone is one UpdateWorkflowExecution.
         for side, x in (("cases", r), ("floor", r["floor"])):
