@@ -199,12 +199,11 @@ def _phases_of(events: list[Any], due_at: float) -> dict[str, Any] | None:
     sched = started = None
     for e in it:
         if e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-            if sched is None:  # where the woken task went first (the sticky queue's name starts with its worker's identity)
-                q = e.workflow_task_scheduled_event_attributes.task_queue
-                out["first_queue"] = q.name if q.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY else "(shared)"
+            q = e.workflow_task_scheduled_event_attributes.task_queue
+            out["sticky"] = q.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+            if sched is None:  # where the woken task went first (a sticky queue's name starts with its worker's identity)
+                out["first_queue"] = q.name if out["sticky"] else "(shared)"
             sched = sched or e  # the queue wait counts from the first scheduling (a sticky one may time out)
-            out["sticky"] = e.workflow_task_scheduled_event_attributes.task_queue.kind == \
-                TaskQueueKind.TASK_QUEUE_KIND_STICKY
         elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             out["wft_timeouts"] += 1
         elif e.event_type == _E.EVENT_TYPE_WORKFLOW_TASK_STARTED:

@@ -51,12 +51,14 @@ def _worker(address: str, task_queue: str) -> subprocess.Popen[bytes]:
 async def _check(gap: float, timer: float, kill: bool, skip: float) -> None:
     from datetime import timedelta
 
+    from temporalio.api.enums.v1 import TaskQueueKind
     from temporalio.client import Client
     from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
+    from bench.infra import TIME_SKIPPING_FLAG
     from embedded import DevServer, find_free_port
 
-    extra = ["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"] if skip else []
+    extra = TIME_SKIPPING_FLAG if skip else []
     async with DevServer(None, port=find_free_port(), headless=True, extra_args=extra) as srv:
         skipper = TimeSkipper(await Client.connect(srv.address), config=TimeSkippingConfig(enabled=False)) if skip else None
         client = skipper.client if skipper else await Client.connect(srv.address)
@@ -88,7 +90,7 @@ async def _check(gap: float, timer: float, kill: bool, skip: float) -> None:
             extra = ""
             if kind == "workflow_task_scheduled":
                 q = e.workflow_task_scheduled_event_attributes.task_queue
-                extra = f"queue {q.name} ({'sticky' if q.kind == 2 else 'normal'})"
+                extra = f"queue {q.name} ({'sticky' if q.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY else 'normal'})"
             elif kind == "workflow_task_started":
                 extra = f"by {e.workflow_task_started_event_attributes.identity}"
             elif kind == "workflow_task_timed_out":
