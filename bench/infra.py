@@ -27,6 +27,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from activities.migrate import migrate
 from config import ROOT, Settings, connect_client
 from embedded import DevServer, EmbeddedPostgres, find_free_port
+from embedded.procs import die_with_parent
 from workflows.contracts import SEARCH_ATTRIBUTES
 
 TIME_SKIPPING_FLAG = ["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"]
@@ -136,6 +137,8 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
+            # dies with the bench, even when the bench is killed (as make run's workers do)
+            preexec_fn=die_with_parent(),
         )
         log.close()
         assert self.proc.stdout is not None
@@ -271,6 +274,14 @@ class BenchEnv:
         out["machine_busy_fraction"] = round((b["machine_busy"] - a["machine_busy"])
                                              / max(1, b["machine_total"] - a["machine_total"]), 3)
         out["seconds"] = round(wall, 1)
+        return out
+
+    @staticmethod
+    def cpu_ms_per(a: dict[str, float], b: dict[str, float], n: int) -> dict[str, float]:
+        """CPU milliseconds used between two snapshots per unit of work (`n` woken workflows), by
+        process: unlike cores, it does not depend on how long the window stayed idle."""
+        out = {k: round(1000 * (b[k] - a[k]) / max(1, n), 1) for k in ("workers", "dev_server", "postgres")}
+        out["total"] = round(sum(out.values()), 1)
         return out
 
     async def stop_workers(self) -> None:

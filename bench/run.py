@@ -270,7 +270,9 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     m0 = await sdk_metrics(bind) if bind else None
     esc = await escalation.cases(env, case_nos)
     # who used the machine from the fast-forwards until every notice was delivered
-    esc["cpu"] = env.cpu_between(cpu0, env.cpu_snapshot())
+    cpu1 = env.cpu_snapshot()
+    esc["cpu"] = env.cpu_between(cpu0, cpu1)
+    esc["cpu_ms_per_workflow"] = env.cpu_ms_per(cpu0, cpu1, esc["k"])
     if m0 is not None:  # the worker's own view of the burst (SDK metrics, first worker process)
         esc["worker_metrics"] = metrics_between(m0, await sdk_metrics(bind))
     await escalation.case_phases(env, esc)
@@ -399,6 +401,12 @@ def table(res: dict[str, Any]) -> str:
             add(f"  cores used: worker(s) / dev server / PostgreSQL, machine busy{tag}",
                 f"{cpu['workers_cores']} / {cpu['dev_server_cores']} / {cpu['postgres_cores']}, "
                 f"{100 * cpu['machine_busy_fraction']:.0f} % of {os.cpu_count()}")
+        fcm = (esc.get("floor") or {}).get("cpu_ms_per_workflow")
+        if (cm := esc.get("cpu_ms_per_workflow")) and fcm:  # what one woken workflow costs the machine
+            add(f"  CPU ms per woken workflow: worker(s) / dev server / PostgreSQL = total{tag}",
+                f"{cm['workers']} / {cm['dev_server']} / {cm['postgres']} = {cm['total']}",
+                f"{fcm['workers']} / {fcm['dev_server']} / {fcm['postgres']} = {fcm['total']}",
+                ratio(cm["total"], fcm["total"]))
         ph, fph = esc.get("phases") or {}, (esc.get("floor") or {}).get("phases") or {}
         if "wft_queue" in ph and "wft_queue" in fph:  # where the lag went (bench/README.md, "Where the lag goes")
             in_task = f"in task: {ph['clock_in_task']}" if ph.get("clock_in_task") else "-"  # issue 9

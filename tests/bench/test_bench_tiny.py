@@ -72,6 +72,10 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert second["escalated"] == cfg["k"] and second["notices_delivered"] == second["notices"] > 0
     for r in (first, second):
         assert r["cpu"]["seconds"] > 0 and r["cpu"]["workers_cores"] > 0 and r["cpu"]["dev_server_cores"] > 0
+        # CPU per woken workflow, both sides: the parts add up, and each side's processes worked
+        for cm in (r["cpu_ms_per_workflow"], r["floor"]["cpu_ms_per_workflow"]):
+            assert cm["workers"] > 0 and cm["dev_server"] > 0 and cm["postgres"] >= 0
+            assert abs(cm["total"] - (cm["workers"] + cm["dev_server"] + cm["postgres"])) < 0.2
         # The lag split into phases from every workflow's own history.
         for side, phases in (("cases", r["phases"]), ("floor", r["floor"]["phases"])):
             assert phases["workflows"] == cfg["k"], side
