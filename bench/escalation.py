@@ -84,17 +84,20 @@ async def floor_timers(env: BenchEnv, k: int) -> dict[str, Any]:
     await asyncio.sleep(1.0)  # first tasks done: every timer armed
     load0 = loadavg()
     cpu0 = env.cpu_snapshot()  # from the fast-forwards until every timer's workflow closed
+    pg0 = await env.pg_maintenance()
     t_due = time.time() + margin(k)
     ff_seconds = await _fast_forward_all(env, handles, due_at - t_due)
     late = time.time() > t_due
     s0 = await _server_metrics_at(env, t_due)
     results = await bounded(handles, 100, lambda h: h.result())
     cpu1 = env.cpu_snapshot()
+    pg_bg = env.pg_maintenance_between(pg0, await env.pg_maintenance())
     lags = [r["timer_lag"] for r in results]
     load1 = loadavg()
     out = {"k": k, "wake_lag": dist(lags), "ff_seconds": ff_seconds, "ff_finished_after_due": late,
            "loadavg_before": load0, "loadavg_after": load1,
-           "cpu": env.cpu_between(cpu0, cpu1), "cpu_ms_per_workflow": env.cpu_ms_per(cpu0, cpu1, k)}
+           "cpu": env.cpu_between(cpu0, cpu1), "cpu_ms_per_workflow": env.cpu_ms_per(cpu0, cpu1, k),
+           "postgres_background": pg_bg}
     out.update(await _server_burst(env, s0, k))
     out["phases"] = await phases(handles, due_at)
     return out

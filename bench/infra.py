@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -275,6 +276,35 @@ class BenchEnv:
                                              / max(1, b["machine_total"] - a["machine_total"]), 3)
         out["seconds"] = round(wall, 1)
         return out
+
+    async def pg_maintenance(self) -> dict[str, Any]:
+        """PostgreSQL's own background work so far (PostgreSQL 18): autovacuum and autoanalyze runs
+        and milliseconds per table, and checkpoints; two readings give what ran between."""
+        assert self.pool is not None
+        rows = await self.pool.fetch(
+            "SELECT relname, autovacuum_count, autoanalyze_count, total_autovacuum_time, total_autoanalyze_time "
+            "FROM pg_stat_user_tables")
+        cp = await self.pool.fetchrow("SELECT num_timed, num_requested, write_time, sync_time FROM pg_stat_checkpointer")
+        return {"tables": {r["relname"]: [r["autovacuum_count"], r["autoanalyze_count"],
+                                          float(r["total_autovacuum_time"]), float(r["total_autoanalyze_time"])]
+                           for r in rows},
+                "checkpoints": int(cp["num_timed"] + cp["num_requested"]),
+                "checkpoint_ms": float(cp["write_time"] + cp["sync_time"])}
+
+    @staticmethod
+    def pg_maintenance_between(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        """What PostgreSQL ran in the background between two `pg_maintenance` readings: per table
+        with any run, [autovacuums, autoanalyzes, autovacuum ms, autoanalyze ms]; checkpoints."""
+        tables = {}
+        for name, after in b["tables"].items():
+            before = a["tables"].get(name, [0, 0, 0.0, 0.0])
+            d = [after[0] - before[0], after[1] - before[1], round(after[2] - before[2]), round(after[3] - before[3])]
+            if d[0] or d[1]:
+                tables[name] = d
+        return {"tables": tables, "autovacuum_ms": sum(d[2] for d in tables.values()),
+                "autoanalyze_ms": sum(d[3] for d in tables.values()),
+                "checkpoints": b["checkpoints"] - a["checkpoints"],
+                "checkpoint_ms": round(b["checkpoint_ms"] - a["checkpoint_ms"])}
 
     @staticmethod
     def cpu_ms_per(a: dict[str, float], b: dict[str, float], n: int) -> dict[str, float]:

@@ -266,6 +266,7 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
         prof = Profiler(env.worker.pid, int(escalation.margin(k)) + profile_seconds, profile_out)
         prof.start()
     cpu0 = env.cpu_snapshot()
+    pg0 = await env.pg_maintenance()
     bind = env.worker_env.get("METRICS_BIND", "")
     m0 = await sdk_metrics(bind) if bind else None
     esc = await escalation.cases(env, case_nos)
@@ -273,6 +274,9 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     cpu1 = env.cpu_snapshot()
     esc["cpu"] = env.cpu_between(cpu0, cpu1)
     esc["cpu_ms_per_workflow"] = env.cpu_ms_per(cpu0, cpu1, esc["k"])
+    # autovacuum, autoanalyze and checkpoints in the same window (PostgreSQL's CPU varied 0.04-0.25
+    # of a core between rounds, and the rounds' ratios with it: bench/README.md, "The sticky time-out")
+    esc["postgres_background"] = env.pg_maintenance_between(pg0, await env.pg_maintenance())
     if m0 is not None:  # the worker's own view of the burst (SDK metrics, first worker process)
         esc["worker_metrics"] = metrics_between(m0, await sdk_metrics(bind))
     await escalation.case_phases(env, esc)
@@ -401,6 +405,10 @@ def table(res: dict[str, Any]) -> str:
             add(f"  cores used: worker(s) / dev server / PostgreSQL, machine busy{tag}",
                 f"{cpu['workers_cores']} / {cpu['dev_server_cores']} / {cpu['postgres_cores']}, "
                 f"{100 * cpu['machine_busy_fraction']:.0f} % of {os.cpu_count()}")
+        if (bg := esc.get("postgres_background")) is not None:
+            add(f"  PostgreSQL background: autovacuum / autoanalyze ms, checkpoints{tag}",
+                f"{bg['autovacuum_ms']} / {bg['autoanalyze_ms']}, {bg['checkpoints']}"
+                + (f" ({', '.join(sorted(bg['tables']))})" if bg["tables"] else ""))
         fcm = (esc.get("floor") or {}).get("cpu_ms_per_workflow")
         if (cm := esc.get("cpu_ms_per_workflow")) and fcm:  # what one woken workflow costs the machine
             add(f"  CPU ms per woken workflow: worker(s) / dev server / PostgreSQL = total{tag}",

@@ -76,6 +76,10 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
         for cm in (r["cpu_ms_per_workflow"], r["floor"]["cpu_ms_per_workflow"]):
             assert cm["workers"] > 0 and cm["dev_server"] > 0 and cm["postgres"] >= 0
             assert abs(cm["total"] - (cm["workers"] + cm["dev_server"] + cm["postgres"])) < 0.2
+        # PostgreSQL's background work in the same windows: counts and times never negative
+        for bg in (r["postgres_background"], r["floor"]["postgres_background"]):
+            assert bg["checkpoints"] >= 0 and bg["autovacuum_ms"] >= 0 and bg["autoanalyze_ms"] >= 0
+            assert all(d[0] >= 0 and d[1] >= 0 and (d[0] or d[1]) for d in bg["tables"].values())
         # The lag split into phases from every workflow's own history.
         for side, phases in (("cases", r["phases"]), ("floor", r["floor"]["phases"])):
             assert phases["workflows"] == cfg["k"], side
