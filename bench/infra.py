@@ -178,6 +178,9 @@ class BenchEnv:
     worker_env: dict[str, str] = field(default_factory=dict)
     baseline: frozenset[str] = frozenset()  # levers switched off: "no-wal", "no-passthrough", "partitions"
     devserver_args: list[str] = field(default_factory=list)  # bench.run --devserver-args
+    # bench.run --pg-statements: PostgreSQL loads pg_stat_statements (its own small cost on every
+    # statement), and each burst records the statements that used PostgreSQL's time
+    pg_statements: bool = False
     # The dev server's own Prometheus endpoint (persistence calls per operation:
     # bench/promscrape.py); chosen at start unless --devserver-args names one.
     server_metrics_port: int | None = None
@@ -202,7 +205,10 @@ class BenchEnv:
             # the embedded PostgreSQL runs as an unprivileged user when we are root
             os.chmod(self.data_dir, 0o755)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pg = EmbeddedPostgres(self.data_dir / "pg", find_free_port())
+        self.pg = EmbeddedPostgres(
+            self.data_dir / "pg", find_free_port(),
+            settings={"shared_preload_libraries": "pg_stat_statements"} if self.pg_statements else None,
+        )
         self.database_url = await self.pg.start()
         server_cls = _DevServerNoWal if "no-wal" in self.baseline else DevServer
         metrics_args: list[str] = []
@@ -222,6 +228,8 @@ class BenchEnv:
         conn = await asyncpg.connect(self.database_url)
         try:
             await migrate(conn)
+            if self.pg_statements:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         finally:
             await conn.close()
         self.pool = await asyncpg.create_pool(self.database_url, min_size=2, max_size=20)
@@ -290,6 +298,32 @@ class BenchEnv:
                            for r in rows},
                 "checkpoints": int(cp["num_timed"] + cp["num_requested"]),
                 "checkpoint_ms": float(cp["write_time"] + cp["sync_time"])}
+
+    async def pg_statement_times(self) -> dict[str, Any] | None:
+        """pg_stat_statements so far (None unless `pg_statements`): per statement, its text, calls
+        and milliseconds of execution and planning."""
+        if not self.pg_statements:
+            return None
+        assert self.pool is not None
+        rows = await self.pool.fetch(
+            "SELECT queryid, query, calls, total_exec_time, total_plan_time FROM pg_stat_statements")
+        return {str(r["queryid"]): [r["query"], r["calls"], float(r["total_exec_time"]), float(r["total_plan_time"])]
+                for r in rows}
+
+    @staticmethod
+    def pg_statements_between(a: dict[str, Any] | None, b: dict[str, Any] | None, top: int = 10) -> dict[str, Any] | None:
+        """The statements that used PostgreSQL's time between two `pg_statement_times` readings,
+        most first: [text (first 160 characters), calls, ms executing, ms planning]."""
+        if a is None or b is None:
+            return None
+        rows = []
+        for qid, (text, calls, ex, pl) in b.items():
+            _, c0, e0, p0 = a.get(qid, [text, 0, 0.0, 0.0])
+            if calls > c0:
+                rows.append([" ".join(text.split())[:160], calls - c0, round(ex - e0, 1), round(pl - p0, 1)])
+        rows.sort(key=lambda r: -(r[2] + r[3]))
+        return {"total_ms": round(sum(r[2] + r[3] for r in rows), 1), "calls": sum(r[1] for r in rows),
+                "top": rows[:top]}
 
     @staticmethod
     def pg_maintenance_between(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

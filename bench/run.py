@@ -135,7 +135,8 @@ async def _sweep_cache(env: BenchEnv, case_nos: list[str], value: int) -> dict[s
 
 async def run(scale_name: str, only: set[str], profile_seconds: int | None, cache_values: list[int] | None,
               out_dir: Path, baseline: frozenset[str] = frozenset(),
-              escalation_rounds: list[str] | None = None, devserver_args: list[str] | None = None) -> dict[str, Any]:
+              escalation_rounds: list[str] | None = None, devserver_args: list[str] | None = None,
+              pg_statements: bool = False) -> dict[str, Any]:
     cfg = SCALES[scale_name]
     profile_seconds = cfg["profile"] if profile_seconds is None else profile_seconds
     cache_values = cache_values or cfg["cache_values"]
@@ -144,12 +145,12 @@ async def run(scale_name: str, only: set[str], profile_seconds: int | None, cach
             "scale": scale_name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": _git_commit(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "loadavg_start": loadavg(), "worker_max_cached_workflows": Settings().max_cached_workflows,
-            "config": cfg, "baseline": sorted(baseline),
+            "config": cfg, "baseline": sorted(baseline), "pg_statements": pg_statements,
             # worker settings the bench inherited from its environment (every round's workers get them)
             "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("WORKER_")},
         }
     }
-    env = BenchEnv(baseline=baseline, devserver_args=list(devserver_args or []))
+    env = BenchEnv(baseline=baseline, devserver_args=list(devserver_args or []), pg_statements=pg_statements)
     t_start = time.monotonic()
     await env.start()
     try:
@@ -267,6 +268,7 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
         prof.start()
     cpu0 = env.cpu_snapshot()
     pg0 = await env.pg_maintenance()
+    st0 = await env.pg_statement_times()
     bind = env.worker_env.get("METRICS_BIND", "")
     m0 = await sdk_metrics(bind) if bind else None
     esc = await escalation.cases(env, case_nos)
@@ -277,6 +279,8 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     # autovacuum, autoanalyze and checkpoints in the same window (PostgreSQL's CPU varied 0.04-0.25
     # of a core between rounds, and the rounds' ratios with it: bench/README.md, "The sticky time-out")
     esc["postgres_background"] = env.pg_maintenance_between(pg0, await env.pg_maintenance())
+    if (st := env.pg_statements_between(st0, await env.pg_statement_times())) is not None:
+        esc["postgres_statements"] = st  # the bench's own polling queries included
     if m0 is not None:  # the worker's own view of the burst (SDK metrics, first worker process)
         esc["worker_metrics"] = metrics_between(m0, await sdk_metrics(bind))
     await escalation.case_phases(env, esc)
@@ -409,6 +413,10 @@ def table(res: dict[str, Any]) -> str:
             add(f"  PostgreSQL background: autovacuum / autoanalyze ms, checkpoints{tag}",
                 f"{bg['autovacuum_ms']} / {bg['autoanalyze_ms']}, {bg['checkpoints']}"
                 + (f" ({', '.join(sorted(bg['tables']))})" if bg["tables"] else ""))
+        if st := esc.get("postgres_statements"):
+            add(f"  PostgreSQL statements: ms / calls, the costliest{tag}",
+                f"{st['total_ms']} / {st['calls']}; " + "; ".join(f"{r[2] + r[3]:.0f} ms {r[1]}x {r[0][:50]}"
+                                                              for r in st["top"][:2]))
         fcm = (esc.get("floor") or {}).get("cpu_ms_per_workflow")
         if (cm := esc.get("cpu_ms_per_workflow")) and fcm:  # what one woken workflow costs the machine
             add(f"  CPU ms per woken workflow: worker(s) / dev server / PostgreSQL = total{tag}",
@@ -480,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devserver-args", default="",
                     help="more arguments for the dev server, e.g. '--sqlite-pragma synchronous=NORMAL' (a "
                          "measurement of the server, not the engine's default; the command is in the JSON's meta)")
+    ap.add_argument("--pg-statements", action="store_true",
+                    help="PostgreSQL with pg_stat_statements: each escalation burst records the statements "
+                         "that used its time (postgres_statements in the JSON)")
     args = ap.parse_args(argv)
     if args.show:
         print(table(json.loads(args.show.read_text())))
@@ -504,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or ROOT / "bench" / "results" / f"{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     res = asyncio.run(run(args.scale, only, args.profile, cache_values, out.parent, baseline, rounds,
-                          shlex.split(args.devserver_args)))
+                          shlex.split(args.devserver_args), args.pg_statements))
     out.write_text(json.dumps(res, indent=2, ensure_ascii=False, default=str))
     print()
     print(table(res))
