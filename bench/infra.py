@@ -311,7 +311,7 @@ class BenchEnv:
                 for r in rows}
 
     @staticmethod
-    def pg_statements_between(a: dict[str, Any] | None, b: dict[str, Any] | None, top: int = 10) -> dict[str, Any] | None:
+    def pg_statements_between(a: dict[str, Any] | None, b: dict[str, Any] | None, top: int = 40) -> dict[str, Any] | None:
         """The statements that used PostgreSQL's time between two `pg_statement_times` readings,
         most first: [text (first 160 characters), calls, ms executing, ms planning]."""
         if a is None or b is None:

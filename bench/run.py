@@ -276,8 +276,9 @@ async def _escalation_round(env: BenchEnv, cfg: dict[str, Any], case_nos: list[s
     cpu1 = env.cpu_snapshot()
     esc["cpu"] = env.cpu_between(cpu0, cpu1)
     esc["cpu_ms_per_workflow"] = env.cpu_ms_per(cpu0, cpu1, esc["k"])
-    # autovacuum, autoanalyze and checkpoints in the same window (PostgreSQL's CPU varied 0.04-0.25
-    # of a core between rounds, and the rounds' ratios with it: bench/README.md, "The sticky time-out")
+    # autovacuum, autoanalyze and checkpoints in the same window, and with --pg-statements the
+    # statements: PostgreSQL's CPU varied 0.04-0.25 of a core between rounds, and it was the bench's
+    # own progress probe (bench/README.md, "The sticky time-out")
     esc["postgres_background"] = env.pg_maintenance_between(pg0, await env.pg_maintenance())
     if (st := env.pg_statements_between(st0, await env.pg_statement_times())) is not None:
         esc["postgres_statements"] = st  # the bench's own polling queries included

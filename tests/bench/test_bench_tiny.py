@@ -36,7 +36,7 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
     metrics = f"METRICS_BIND=127.0.0.1:{find_free_port()}"
     second_spec = f"BENCH_WORKER_PROCESSES=2+WORKER_WORKFLOW_SANDBOX=false+{metrics}"
     res = await run("tiny", set(SCENARIOS), profile_seconds=0, cache_values=None, out_dir=tmp_path,
-                    escalation_rounds=["", second_spec])
+                    escalation_rounds=["", second_spec], pg_statements=True)
 
     lc = res["lifecycle"]
     for side in ("engine", "floor"):
@@ -76,6 +76,11 @@ async def test_tiny_benchmark_produces_every_figure(tmp_path: Path) -> None:
         for cm in (r["cpu_ms_per_workflow"], r["floor"]["cpu_ms_per_workflow"]):
             assert cm["workers"] > 0 and cm["dev_server"] > 0 and cm["postgres"] >= 0
             assert abs(cm["total"] - (cm["workers"] + cm["dev_server"] + cm["postgres"])) < 0.2
+        # --pg-statements: the burst's statements, the engine's own ledger rows among them (one
+        # ESCALATED row per woken case, written in the woken task)
+        st = r["postgres_statements"]
+        ledger_rows = sum(row[1] for row in st["top"] if row[0].startswith("INSERT INTO ledger"))
+        assert ledger_rows >= cfg["k"] and st["calls"] >= ledger_rows and st["total_ms"] > 0
         # PostgreSQL's background work in the same windows: counts and times never negative
         for bg in (r["postgres_background"], r["floor"]["postgres_background"]):
             assert bg["checkpoints"] >= 0 and bg["autovacuum_ms"] >= 0 and bg["autoanalyze_ms"] >= 0
