@@ -261,9 +261,9 @@ async def phases(handles: list, due_at: float) -> dict[str, Any]:
         if vals:
             out[name] = dist(vals)
     # Which workers last ran the woken cases, how long before the burst, and where their woken
-    # tasks went first: the sticky queue of a worker that has stopped is meant to be refused at
-    # once (bench.sticky_dead_queue), yet in a burst about half of the tasks wait out its time-out
-    # (bench/README.md, "One task-queue partition").
+    # tasks went first: the sticky queue of a worker that has stopped is refused at once, and the
+    # task goes to the shared queue under that sticky queue's time-out, so in a burst the tasks
+    # still queued after it time out and are queued again (bench/README.md, "The sticky time-out").
     out["ran_before_by"] = dict(Counter(r["ran_before_by"] for r in rows if "ran_before_by" in r).most_common(8))
     before = [r["ran_before_seconds"] for r in rows if "ran_before_seconds" in r]
     if before:

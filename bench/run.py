@@ -3,7 +3,7 @@
     python -m bench.run [--scale tiny|small|mid|full] [--only lifecycle,replay,...] [--json out.json]
                         [--profile SECONDS] [--cache-values 2000,10000]
                         [--escalation-rounds ";WORKER_WORKFLOW_SANDBOX=false;BENCH_WORKER_PROCESSES=2"]
-                        [--devserver-args "--sqlite-pragma synchronous=NORMAL"]
+                        [--devserver-args "--sqlite-pragma synchronous=NORMAL"] [--pg-statements]
 
 See bench/README.md for what each figure means and the figures measured on this machine.
 """

@@ -9,8 +9,9 @@ the timer has fired: on which queue the woken task was scheduled, who started it
 the timer, and whether it timed out on the sticky queue first. `--skip S` does it the bench's way:
 time skipping on, a timer S seconds longer, fast-forwarded by S after A stops. Matching refuses a
 sticky queue whose poller it has not seen for 10 s (`stickyWorkerAvailable`), so with the timer
-more than 10 s after A stopped the task should start on B at once (bench/README.md, "One
-task-queue partition")."""
+more than 10 s after A stopped the task should start on B at once. One task meets no backlog;
+in a burst, the refused tasks wait on the shared queue under the sticky time-out and those still
+queued after it time out (bench/README.md, "The sticky time-out")."""
 
 from __future__ import annotations
 
