@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from domain.enums import Role
 from domain.errors import CaseError, InvalidTransitionError, MissingInputError, NotAuthorizedError
 from domain.model import Actor
+from domain.text import Reason, Ref
 
 # ApplicationError types the activities raise for failures retrying cannot fix.
 PERMANENT_DATA_ERROR = "PermanentDataError"  # the database refused the data or a constraint
@@ -57,8 +58,8 @@ class UnblockRequest(BaseModel):
     """The office's UNBLOCK of a blocked case."""
 
     actor: Actor
-    request_id: str = Field(min_length=1, max_length=128)
-    reason: str = ""
+    request_id: Ref = Field(min_length=1)
+    reason: Reason = ""  # checked like an action's reason: no NUL or control characters, bounded
     mode: UnblockMode = UnblockMode.RETRY
 
 

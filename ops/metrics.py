@@ -17,6 +17,15 @@ on the same runtime's metric meter, so one scrape gets both:
   `case_engine_outbox_webhook_refused` (notices whose webhook answered a permanent 4xx: never
   retried, an operator looks at `casectl admin webhook failed`) and
   `case_engine_outbox_webhook_retrying` (webhook failed at least once, not yet sent, still tried).
+* Issue 9's runtime figures, from the same read: `case_engine_cases_blocked` (cases held by a
+  failure retrying cannot fix, awaiting the office's UNBLOCK: `case_block`),
+  `case_engine_watchdog_nudges{state}` (the escalation watchdog's findings: `unhealed` = nudged and
+  no ledger row seen since, `healed` = all healed so far), `case_engine_watchdog_oldest_unhealed_seconds`
+  (since the oldest unhealed finding was detected; 0 when none),
+  `case_engine_escalation_proposals_pending` (拟采取措施 awaiting confirmation or dismissal) and
+  `case_engine_escalation_oldest_proposal_seconds` (age of the oldest of them; 0 when none). Alert
+  on blocked > 0, unhealed > 0 for longer than a watchdog pass or two, and on a proposal
+  older than the office's own rule for deciding one.
 """
 
 from __future__ import annotations
@@ -71,6 +80,31 @@ class DbFigures:
     refused_by_reason: dict[str, int]
     webhook_refused: int = 0
     webhook_retrying: int = 0
+    blocked_cases: int = 0
+    nudges_unhealed: int = 0
+    nudges_healed: int = 0
+    oldest_unhealed_seconds: float = 0.0
+    proposals_pending: int = 0
+    oldest_proposal_seconds: float = 0.0
+
+
+# Pending escalation proposals live in the projection's detail (domain.model.EscalationState);
+# the same JSON path as the office's work list (admin/readmodel.py).
+_PENDING_PROPOSALS = "'$.escalation.proposals[*] ? (@.status == \"PENDING\")'"
+_RUNTIME_SQL = f"""
+SELECT
+  (SELECT count(DISTINCT case_no)::int FROM case_block WHERE resolved_at IS NULL) AS blocked,
+  (SELECT count(*)::int FROM watchdog_nudge WHERE healed_at IS NULL) AS unhealed,
+  (SELECT count(*)::int FROM watchdog_nudge WHERE healed_at IS NOT NULL) AS healed,
+  (SELECT coalesce(extract(epoch FROM clock_timestamp() - min(detected_at)), 0)
+     FROM watchdog_nudge WHERE healed_at IS NULL) AS unhealed_age,
+  p.n AS proposals, p.age AS proposal_age
+FROM (
+  SELECT count(*)::int AS n,
+         coalesce(extract(epoch FROM clock_timestamp() - min((x->>'proposed_at')::timestamptz)), 0) AS age
+  FROM case_projection, jsonb_path_query(detail, {_PENDING_PROPOSALS}) AS x
+) p
+"""
 
 
 async def read_figures(pool: asyncpg.Pool) -> DbFigures:
@@ -95,8 +129,12 @@ async def read_figures(pool: asyncpg.Pool) -> DbFigures:
             "count(*) FILTER (WHERE status = 'PENDING' AND webhook_attempts > 0 AND webhook_sent_at IS NULL "
             "AND webhook_failed_at IS NULL)::int AS retrying FROM outbox "
             "WHERE webhook_failed_at IS NOT NULL OR status = 'PENDING'")
+        rt = await conn.fetchrow(_RUNTIME_SQL)
     return DbFigures(stages, overdue, escalations, row["n"], float(row["age"]), refused,
-                     hooks["refused"], hooks["retrying"])
+                     hooks["refused"], hooks["retrying"],
+                     blocked_cases=rt["blocked"], nudges_unhealed=rt["unhealed"], nudges_healed=rt["healed"],
+                     oldest_unhealed_seconds=float(rt["unhealed_age"]), proposals_pending=rt["proposals"],
+                     oldest_proposal_seconds=float(rt["proposal_age"]))
 
 
 class DbMetrics:
@@ -119,6 +157,16 @@ class DbMetrics:
             "case_engine_outbox_webhook_refused", "Notices whose webhook was refused for good (a 4xx), not retried")
         self._hook_retrying = meter.create_gauge(
             "case_engine_outbox_webhook_retrying", "Notices whose webhook failed and is being retried")
+        self._blocked = meter.create_gauge(
+            "case_engine_cases_blocked", "Cases blocked by a failure retrying cannot fix, awaiting UNBLOCK")
+        self._nudges = meter.create_gauge(
+            "case_engine_watchdog_nudges", "Escalation watchdog findings: state=unhealed (no ledger row since) or healed")
+        self._nudge_age = meter.create_gauge_float(
+            "case_engine_watchdog_oldest_unhealed_seconds", "Since the oldest unhealed watchdog finding (0 when none)")
+        self._proposals = meter.create_gauge(
+            "case_engine_escalation_proposals_pending", "Escalation proposals awaiting confirmation or dismissal")
+        self._proposal_age = meter.create_gauge_float(
+            "case_engine_escalation_oldest_proposal_seconds", "Age of the oldest pending escalation proposal (0 when none)")
         self._reasons: set[str] = set()
 
     def publish(self, f: DbFigures) -> None:
@@ -134,6 +182,12 @@ class DbMetrics:
         self._oldest.set(f.oldest_pending_seconds)
         self._hook_refused.set(f.webhook_refused)
         self._hook_retrying.set(f.webhook_retrying)
+        self._blocked.set(f.blocked_cases)
+        self._nudges.set(f.nudges_unhealed, {"state": "unhealed"})
+        self._nudges.set(f.nudges_healed, {"state": "healed"})
+        self._nudge_age.set(f.oldest_unhealed_seconds)
+        self._proposals.set(f.proposals_pending)
+        self._proposal_age.set(f.oldest_proposal_seconds)
         self._reasons |= set(f.refused_by_reason)
         for reason in self._reasons:
             self._refused.set(f.refused_by_reason.get(reason, 0), {"reason": reason})

@@ -213,8 +213,12 @@ def _rpc_refusal(case_no: str, e: RPCError) -> tuple[str, str]:
     return "RPCError", str(e)
 
 
-async def record_refusal(pool: asyncpg.Pool, case_no: str, req: ActionRequest, error_type: str, message: str) -> None:
-    """One row per (case, request id, user); text made storable (a refused request may carry a NUL)."""
+async def record_refusal(pool: asyncpg.Pool, case_no: str, req: Any, error_type: str, message: str,
+                         action: str | None = None) -> None:
+    """One row per (case, request id, user); text made storable (a refused request may carry a NUL).
+
+    `req` has `request_id` and `actor` (an ActionRequest, a programme's or campaign's request, an
+    UnblockRequest); its `action` is recorded unless `action` names it."""
 
     def safe(v: object, n: int = 500) -> str:
         return printable_one_line(str(getattr(v, "value", v) or ""))[:n]
@@ -224,7 +228,7 @@ async def record_refusal(pool: asyncpg.Pool, case_no: str, req: ActionRequest, e
         """INSERT INTO refused_action (case_no, request_id, action, actor_user, actor_role, actor_unit,
                                        error_type, message)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_no, request_id, actor_user) DO NOTHING""",
-        safe(case_no, 200), safe(req.request_id, 200), safe(req.action, 64), safe(actor.user_id, 200),
+        safe(case_no, 200), safe(req.request_id, 200), safe(action or req.action, 64), safe(actor.user_id, 200),
         safe(actor.role, 64), safe(actor.unit, 200), safe(error_type, 100), safe(message, 4000),
     )
 
@@ -239,18 +243,23 @@ async def allowed(client: Client, case_no: str, actor: Actor) -> list[Action]:
     return await handle.query(CaseWorkflow.get_allowed_actions, actor)
 
 
-async def unblock(client: Client, case_no: str, req: UnblockRequest) -> str:
+async def unblock(client: Client, case_no: str, req: UnblockRequest, pool: asyncpg.Pool | None = None) -> str:
     """The office's UNBLOCK of a blocked case (issue 9): "UNBLOCKED", or "BLOCKED" when the
-    retried step failed again. Refusals raise ActionRefusedError."""
+    retried step failed again. Refusals raise ActionRefusedError and, given a pool, are recorded
+    in `refused_action` (action UNBLOCK), as a case action's are."""
     handle = client.get_workflow_handle_for(CaseWorkflow.run, case_workflow_id(case_no))
     try:
         return await handle.execute_update(CaseWorkflow.unblock, req, id=req.request_id)
     except WorkflowUpdateFailedError as e:
-        cause = e.cause
-        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-        raise ActionRefusedError(case_no, error_type, cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+        error_type, message = _refusal(e.cause)
+    except RPCTimeoutOrCancelledError as e:
+        # Not a refusal: the engine did not answer (the same request id may be sent again).
+        raise ActionRefusedError(case_no, "EngineUnavailable", _unanswered(e)) from None
     except RPCError as e:
-        raise ActionRefusedError(case_no, *_rpc_refusal(case_no, e)) from None
+        error_type, message = _rpc_refusal(case_no, e)
+    if pool is not None:
+        await record_refusal(pool, case_no, req, error_type, message, action="UNBLOCK")
+    raise ActionRefusedError(case_no, error_type, message)
 
 
 async def blocked(client: Client, case_no: str) -> BlockedStep | None:

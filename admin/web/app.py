@@ -453,7 +453,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from admin.web import runtime as _runtime
 
     _runtime.register(app, page=page, session=session, post_session=post_session, writer=writer,
-                      client=lambda r: svc(r).client, forbidden=Forbidden, reads=reads)
+                      client=lambda r: svc(r).client, forbidden=Forbidden, reads=reads,
+                      api_user=api_user, api_error=_ApiError)
     # Issue 13: leadership statistics 统计 (admin/web/statistics.py).
     from admin.web import statistics as _statistics
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from domain.blocking import UNBLOCK_MODE_LABELS_ZH, UnblockMode, UnblockRequest
 from domain.enums import Role
@@ -40,11 +42,23 @@ async def runtime_view(pool: asyncpg.Pool) -> dict[str, Any]:
     }
 
 
+def _unblock_request(actor: Any, mode: Any, reason: Any, request_id: Any) -> UnblockRequest:
+    """The office's UNBLOCK as the workflow receives it; ValueError names a mode it does not know."""
+    try:
+        m = UnblockMode(str(mode or "RETRY").upper())
+    except ValueError:
+        raise ValueError(f"unknown mode {mode!r} (one of: {', '.join(x.value for x in UnblockMode)})") from None
+    return UnblockRequest(actor=actor, mode=m, reason=str(reason or ""),
+                          request_id=str(request_id or f"unblock-{secrets.token_hex(8)}")[:128])
+
+
 def register(
     app: FastAPI, *, page: Callable[..., HTMLResponse], session: Callable, post_session: Callable,
     writer: Callable, client: Callable[[Request], Any], forbidden: type[Exception], reads: Callable,
+    api_user: Callable, api_error: Callable[..., Exception],
 ) -> None:
-    """Add GET /runtime and POST /runtime/{case_no}/unblock to the console."""
+    """Add GET /runtime and POST /runtime/{case_no}/unblock to the console, and their JSON API for
+    casectl: GET /api/v1/runtime, POST /api/v1/cases/{case_no}/unblock."""
 
     @app.get("/runtime", response_class=HTMLResponse)
     async def runtime(request: Request, done: str = "", error: str = "") -> Response:
@@ -63,18 +77,42 @@ def register(
         if Role.RECTIFICATION_OFFICE not in s.user.roles:
             raise forbidden("只有整改办可以解除阻塞 (only the rectification office may UNBLOCK)")
         try:
-            mode = UnblockMode(str(form.get("mode") or "RETRY"))
-        except ValueError:
-            return RedirectResponse("/runtime?error=unknown+mode", status_code=303)
-        req = UnblockRequest(
-            actor=s.user.actor(Role.RECTIFICATION_OFFICE), mode=mode,
-            request_id=str(form.get("request_id") or f"unblock-{secrets.token_hex(8)}")[:128],
-            reason=str(form.get("reason") or ""),
-        )
+            req = _unblock_request(s.user.actor(Role.RECTIFICATION_OFFICE), form.get("mode"), form.get("reason"),
+                                   form.get("request_id"))
+        except (ValueError, ValidationError) as e:
+            return RedirectResponse(f"/runtime?error={quote(f'InvalidInput: {e}')}", status_code=303)
         try:
-            outcome = await ops.unblock(client(request), case_no, req)
+            outcome = await ops.unblock(client(request), case_no, req, pool=request.app.state.pool)
         except ops.ActionRefusedError as e:
-            from urllib.parse import quote
-
             return RedirectResponse(f"/runtime?error={quote(f'{e.error_type}: {e.message}')}", status_code=303)
         return RedirectResponse(f"/runtime?done={case_no}:{outcome}", status_code=303)
+
+    @app.get("/api/v1/runtime")
+    async def api_runtime(request: Request) -> Response:
+        user = await api_user(request)
+        reads(request).require(user, View.RUNTIME)  # the office and auditors; 403 for the rest
+        from admin.web.api_routes import _jsonable
+
+        return JSONResponse(_jsonable(await runtime_view(request.app.state.pool)))
+
+    @app.post("/api/v1/cases/{case_no}/unblock")
+    async def api_unblock(request: Request, case_no: str) -> Response:
+        user = await api_user(request)
+        reads(request).require(user, View.RUNTIME)
+        if Role.RECTIFICATION_OFFICE not in user.roles:
+            raise api_error(403, "NotAuthorizedError", "only the rectification office (整改办) may UNBLOCK")
+        from admin.web.api_routes import _json_body, _request_id
+
+        body = await _json_body(request)
+        try:
+            req = _unblock_request(user.actor(Role.RECTIFICATION_OFFICE), body.get("mode"), body.get("reason"),
+                                   _request_id(body.get("request_id")))
+        except (ValueError, ValidationError) as e:
+            raise api_error(422, "InvalidInput", str(e)) from None
+        try:
+            outcome = await ops.unblock(client(request), case_no, req, pool=request.app.state.pool)
+        except ops.ActionRefusedError as e:
+            status = {"CaseNotFoundError": 404, "InvalidInput": 422, "MissingInputError": 422,
+                      "NotAuthorizedError": 403, "EngineUnavailable": 503}.get(e.error_type, 409)
+            raise api_error(status, e.error_type, e.message) from None
+        return JSONResponse({"case_no": case_no, "outcome": outcome, "request_id": req.request_id})

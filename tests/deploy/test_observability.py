@@ -151,6 +151,11 @@ async def test_worker_serves_metrics_probes_and_logs_with_case_context(
         assert samples(m, "case_engine_outbox_pending") and samples(m, "case_engine_outbox_oldest_pending_seconds")
         assert samples(m, "case_engine_cases_overdue") and samples(m, "case_engine_metrics_db_up") == [1.0]
         assert {dict(ls)["kind"] for (n, ls), _ in m.items() if n == "case_engine_escalations"} == {"fired", "proposed"}
+        # Issue 9's runtime gauges (their counts: tests/integration/test_runtime_metrics.py).
+        assert {dict(ls)["state"] for (n, ls), _ in m.items() if n == "case_engine_watchdog_nudges"} == {"unhealed", "healed"}
+        for gauge in ("case_engine_cases_blocked", "case_engine_watchdog_oldest_unhealed_seconds",
+                      "case_engine_escalation_proposals_pending", "case_engine_escalation_oldest_proposal_seconds"):
+            assert samples(m, gauge), gauge
         failures = samples(m, "case_engine_activity_failures", activity_type="load_policy")
         assert failures and min(failures) >= 1
         # The unknown ladder is a failure retrying cannot fix (activities/failures.py): that run may

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from domain.blocking import BlockedStep, UnblockMode, UnblockRequest, authorize_unblock, clean_message
 from domain.decide import next_wakeup
@@ -29,6 +30,17 @@ def test_only_the_office_unblocks_a_blocked_case_with_a_reason() -> None:
         authorize_unblock(BLOCKED, _req(reason="  "))
     with pytest.raises(InvalidTransitionError):
         authorize_unblock(None, _req())
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("reason", "fixed\x00"), ("reason", "fixed\x1b[2J"), ("reason", "x" * 5000), ("request_id", "u-1\x00"),
+    ("request_id", "u" * 129)])
+def test_an_unblock_request_with_text_the_ledger_refuses_is_refused_naming_the_field(field: str, value: str) -> None:
+    """The UNBLOCK's reason goes into the ledger: a NUL there would block the case again."""
+    fields = {"actor": OFFICE, "request_id": "u-1", "reason": "DBA fixed the column", field: value}
+    with pytest.raises(ValidationError) as e:
+        UnblockRequest(**fields)
+    assert e.value.errors()[0]["loc"] == (field,)
 
 
 def test_clean_message_escapes_control_characters_and_bounds_length() -> None:
