@@ -256,6 +256,8 @@ async def unblock(client: Client, case_no: str, req: UnblockRequest, pool: async
         # Not a refusal: the engine did not answer (the same request id may be sent again).
         raise ActionRefusedError(case_no, "EngineUnavailable", _unanswered(e)) from None
     except RPCError as e:
+        if e.status in _TRANSIENT_RPC:
+            raise ActionRefusedError(case_no, "EngineUnavailable", _unanswered(e)) from None
         error_type, message = _rpc_refusal(case_no, e)
     if pool is not None:
         await record_refusal(pool, case_no, req, error_type, message, action="UNBLOCK")

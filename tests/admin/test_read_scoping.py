@@ -235,6 +235,9 @@ ROUTES: dict[tuple[str, str], Callable[[Seeded], list[Call]]] = {
     ("GET", "/runtime"): lambda s: [Call("GET", "/runtime", kind="view:RUNTIME")],
     ("POST", "/runtime/{case_no}/unblock"): lambda s: [
         Call("POST", f"/runtime/{s.referred}/unblock", data={}, case_no=s.referred)],
+    ("GET", "/api/v1/runtime"): lambda s: [Call("GET", "/api/v1/runtime", api=True, kind="view:RUNTIME")],
+    ("POST", "/api/v1/cases/{case_no}/unblock"): lambda s: [
+        Call("POST", f"/api/v1/cases/{s.referred}/unblock", api=True, json={"reason": "x"}, case_no=s.referred)],
     # Issue 13: leadership statistics (View.DASHBOARD): the page, its JSON and its exports hold only
     # the cases the role sees (the PDF is read back with pypdf).
     ("GET", "/statistics"): lambda s: [Call("GET", "/statistics?light=GREEN", kind="view:DASHBOARD"),
