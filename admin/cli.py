@@ -279,34 +279,6 @@ def cmd_act(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_runtime(args: argparse.Namespace) -> int:
-    """Blocked cases and the escalation watchdog's findings (运行监控, the console's /runtime)."""
-    body = _call(args, "GET", "/api/v1/runtime").json()
-    lines = [f"阻塞案件 blocked cases: {len(body['blocked'])}"]
-    for b in body["blocked"]:
-        lines.append(f"  {b['case_no']:<14} since {b['blocked_at'][:19]}  {b['activity']}  {b['error_type']}: "
-                     f"{b['message'][:160]}  (step: {b['origin']})")
-    open_nudges = [n for n in body["nudges"] if not n.get("healed_at")]
-    lines.append(f"监督巡检 watchdog findings not healed: {len(open_nudges)} (of {len(body['nudges'])} shown)")
-    for n in open_nudges:
-        lines.append(f"  {n['case_no']:<14} {n['what']} due {n['wake_at'][:19]}, late {n['late_seconds']:.0f} s, "
-                     f"nudged {n['nudges']}x" + (f", last error: {n['last_error'][:120]}" if n.get("last_error") else ""))
-    if body["blocked"]:
-        lines.append("fix the cause, then: casectl unblock CASE --reason '...' [--mode RETRY|DISCARD]")
-    _out(args, body, "\n".join(lines))
-    return EXIT_OK
-
-
-def cmd_unblock(args: argparse.Namespace) -> int:
-    payload = {"mode": args.mode, "reason": args.reason or ""}
-    if args.request_id:
-        payload["request_id"] = args.request_id
-    body = _call(args, "POST", f"/api/v1/cases/{args.case}/unblock", json=payload).json()
-    what = {"UNBLOCKED": "unblocked; the case moves on", "BLOCKED": "the retried step failed again: still blocked"}
-    _out(args, body, f"{args.case}: 解除阻塞 UNBLOCK {args.mode}: {what.get(body['outcome'], body['outcome'])}")
-    return EXIT_OK if body["outcome"] == "UNBLOCKED" else EXIT_REFUSED
-
-
 def cmd_file(args: argparse.Namespace) -> int:
     record = _json_arg("@" + args.record, "record")
     body = _call(args, "POST", "/api/v1/cases", json=record).json()
@@ -522,17 +494,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--request-id", help="idempotency key: retrying with the same id acts once")
     s.add_argument("--field", action="append", help="any other payload field as name=value")
     s.set_defaults(func=cmd_act)
-    s = sub.add_parser("runtime", parents=[common, net],
-                       help="blocked cases and the escalation watchdog's findings (运行监控; office, auditors)")
-    s.set_defaults(func=cmd_runtime)
-    s = sub.add_parser("unblock", parents=[common, net],
-                       help="UNBLOCK a blocked case once its cause is fixed (整改办 only)")
-    s.add_argument("case")
-    s.add_argument("--reason", required=True, help="what was fixed (recorded in the ledger)")
-    s.add_argument("--mode", type=str.upper, choices=["RETRY", "DISCARD"], default="RETRY",
-                   help="RETRY the held step (default) or DISCARD it, the case staying as recorded")
-    s.add_argument("--request-id", help="idempotency key: retrying with the same id acts once")
-    s.set_defaults(func=cmd_unblock)
     s = sub.add_parser("file", parents=[common, net], help="file one case from a JSON record (立案)")
     s.add_argument("record", help="JSON file with one case record")
     s.set_defaults(func=cmd_file)
@@ -577,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     from admin import cli_evidence
 
     cli_evidence.configure(sub, [common, net], sys.modules[__name__])
+    from admin import cli_runtime  # issue 9: casectl runtime | unblock
+
+    cli_runtime.configure(sub, [common, net], sys.modules[__name__])
     from admin import cli_stats
 
     cli_stats.configure(sub, [common, net], sys.modules[__name__])

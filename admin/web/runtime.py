@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from admin.web.api_routes import _json_body, _jsonable, _request_id
 from domain.blocking import UNBLOCK_MODE_LABELS_ZH, UnblockMode, UnblockRequest
 from domain.enums import Role
 from domain.visibility import View
@@ -91,8 +92,6 @@ def register(
     async def api_runtime(request: Request) -> Response:
         user = await api_user(request)
         reads(request).require(user, View.RUNTIME)  # the office and auditors; 403 for the rest
-        from admin.web.api_routes import _jsonable
-
         return JSONResponse(_jsonable(await runtime_view(request.app.state.pool)))
 
     @app.post("/api/v1/cases/{case_no}/unblock")
@@ -101,8 +100,6 @@ def register(
         reads(request).require(user, View.RUNTIME)
         if Role.RECTIFICATION_OFFICE not in user.roles:
             raise api_error(403, "NotAuthorizedError", "only the rectification office (整改办) may UNBLOCK")
-        from admin.web.api_routes import _json_body, _request_id
-
         body = await _json_body(request)
         try:
             req = _unblock_request(user.actor(Role.RECTIFICATION_OFFICE), body.get("mode"), body.get("reason"),
